@@ -1,0 +1,121 @@
+"""Argument checks shared by every loss: shapes, dtypes and Python-scalar hyperparameters.
+
+Only static information is inspected (shapes, dtypes, Python numbers), so none of these checks forces a
+device synchronisation. Value checks that would (label ranges, box validity) are opt-in helpers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype a loss computes in: float32 for float16/bfloat16 inputs, the input dtype otherwise."""
+    return torch.float32 if dtype in _LOW_PRECISION else dtype
+
+
+def check_tensor(fn: str, name: str, value: object) -> None:
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{fn}: {name} must be a Tensor; got {type(value).__name__}")
+
+
+def check_floating(fn: str, name: str, t: object) -> None:
+    """Raise ``TypeError`` unless ``t`` is a floating-point tensor."""
+    check_tensor(fn, name, t)
+    assert isinstance(t, Tensor)
+    if not t.is_floating_point():
+        raise TypeError(f"{fn}: {name} must be a floating-point tensor; got dtype {t.dtype}")
+
+
+def check_integer(fn: str, name: str, t: object) -> None:
+    """Raise ``TypeError`` unless ``t`` is an integer (class-index) tensor."""
+    check_tensor(fn, name, t)
+    assert isinstance(t, Tensor)
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise TypeError(f"{fn}: {name} must be an integer tensor of class indices; got dtype {t.dtype}")
+
+
+def check_same_shape(fn: str, name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
+    """Raise ``ValueError`` unless ``a`` and ``b`` have exactly the same shape (no broadcasting)."""
+    if a.shape != b.shape:
+        raise ValueError(
+            f"{fn}: expected {name_b} of the same shape as {name_a} {tuple(a.shape)}, "
+            f"got {tuple(b.shape)}"
+        )
+
+
+def check_ndim(fn: str, name: str, t: Tensor, ndim: int | Sequence[int], what: str) -> None:
+    """Raise ``ValueError`` unless ``t.dim()`` is ``ndim`` (or one of them); ``what`` names the layout."""
+    allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+    if t.dim() not in allowed:
+        raise ValueError(f"{fn}: expected {name} of shape {what}, got {tuple(t.shape)}")
+
+
+def check_last_dim(fn: str, name: str, t: Tensor, size: int) -> None:
+    """Raise ``ValueError`` unless the last dimension of ``t`` has ``size`` entries."""
+    if t.dim() == 0 or t.shape[-1] != size:
+        raise ValueError(f"{fn}: expected {name} of shape (..., {size}), got {tuple(t.shape)}")
+
+
+def _check_number(fn: str, name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{fn}: {name} must be a number; got {type(value).__name__}")
+    value = float(value)
+    if math.isnan(value):
+        raise ValueError(f"{fn}: {name} must not be NaN; got {value}")
+    return value
+
+
+def check_interval(
+    fn: str,
+    name: str,
+    value: object,
+    low: float = -math.inf,
+    high: float = math.inf,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """Raise unless ``value`` is a number in the interval; returns it as a float."""
+    v = _check_number(fn, name, value)
+    bad_low = v <= low if low_open else v < low
+    bad_high = v >= high if high_open else v > high
+    if bad_low or bad_high:
+        lo = "(" if low_open else "["
+        hi = ")" if high_open else "]"
+        raise ValueError(f"{fn}: {name} must be in {lo}{low}, {high}{hi}; got {value}")
+    return v
+
+
+def check_nonnegative(fn: str, name: str, value: object) -> float:
+    v = _check_number(fn, name, value)
+    if not v >= 0 or math.isinf(v):
+        raise ValueError(f"{fn}: {name} must be a finite number >= 0; got {value}")
+    return v
+
+
+def check_positive(fn: str, name: str, value: object) -> float:
+    v = _check_number(fn, name, value)
+    if not v > 0 or math.isinf(v):
+        raise ValueError(f"{fn}: {name} must be a finite number > 0; got {value}")
+    return v
+
+
+def check_positive_int(fn: str, name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{fn}: {name} must be an int; got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{fn}: {name} must be >= 1; got {value}")
+    return value
+
+
+def check_choice(fn: str, name: str, value: object, choices: Sequence[str]) -> None:
+    if value not in choices:
+        listed = ", ".join(repr(c) for c in choices[:-1]) + f" or {choices[-1]!r}"
+        raise ValueError(f"{fn}: {name} must be {listed}; got {value!r}")
