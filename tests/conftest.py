@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from hypothesis import settings
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # two workers on two cores: one intra-op thread each, or they fight over the cores.
+    torch.set_num_threads(1)
 
 settings.register_profile("losskit", deadline=None, max_examples=60, derandomize=True)
 settings.load_profile("losskit")
