@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp-setup
 TORCH_PIN := torch==2.13.0
 
-.PHONY: setup test lint demo bench clean
+.PHONY: setup test lint demo bench bench-peers browser clean
 
 setup: $(STAMP)
 
@@ -18,9 +18,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: setup
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check .
 
-test: setup lint
+# Debian's Chromium, for the test that opens the atlas report in a real headless browser.
+browser:
+	sh scripts/install_chromium.sh
+
+test: setup lint browser
 	$(VENV)/bin/pytest -q -n 2 --dist loadgroup
 
 demo: setup
