@@ -1,3 +1,586 @@
-"""Placeholder: filled in by its issue."""
+"""Metric-learning losses on embeddings: center loss, contrastive (DeepID2) and triplet (FaceNet).
 
-__all__: list[str] = []
+The batch losses (:func:`batch_contrastive_loss`, :func:`batch_triplet_loss`) take a labelled batch and
+form the pairs or triplets themselves, with memory ``O(B R)`` for ``B`` anchors and ``R`` candidates; the
+mining is in :mod:`losskit.functional.mining`. Both accept an optional candidate set
+(``ref_embeddings``, ``ref_labels``, ``anchor_offset``) so that a cross-rank loss can use the local rows
+as anchors against the rows gathered from every rank; see :mod:`losskit.functional.mining`.
+
+Their ``reduction='none'`` returns one value per anchor ``(B,)`` and ``weight`` is per anchor;
+``'mean'`` divides by the number of pairs or valid triplets, stated on each function, so ``'mean'`` is
+not ``none.mean()`` there.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ._reduction import Reduction, check_reduction, check_weight, reduce_loss
+from ._validation import (
+    check_choice,
+    check_floating,
+    check_integer,
+    check_interval,
+    check_ndim,
+    check_nonnegative,
+    check_same_shape,
+    check_tensor,
+    compute_dtype,
+)
+from .mining import (
+    DISTANCES,
+    Distance,
+    check_candidates,
+    hardest,
+    label_masks,
+    safe_sqrt,
+    semi_hard,
+    squared_distance_matrix,
+)
+
+__all__ = [
+    "TripletStats",
+    "batch_contrastive_loss",
+    "batch_triplet_loss",
+    "center_loss",
+    "contrastive_loss",
+    "triplet_margin_loss",
+    "update_centers",
+]
+
+Mining = Literal["batch_all", "batch_hard", "semi_hard"]
+MININGS = ("batch_all", "batch_hard", "semi_hard")
+
+
+class TripletStats(NamedTuple):
+    """What :func:`batch_triplet_loss` returns next to the loss with ``return_stats=True``.
+
+    All three are 0-d tensors on the device of the loss (reading them is the caller's sync, not ours).
+    """
+
+    # int64: triplets (batch_all), anchor-positive pairs (semi_hard) or anchors (batch_hard)
+    num_valid: Tensor
+    num_active: Tensor  # int64: how many of those have a positive hinge argument (a non-zero loss)
+    active_fraction: Tensor  # num_active / num_valid, 0 when nothing is valid
+
+
+# --------------------------------------------------------------------------------------------------
+# center loss
+
+
+def _check_center_inputs(fn: str, input: Tensor, target: Tensor, centers: Tensor) -> None:
+    check_floating(fn, "input", input)
+    check_ndim(fn, "input", input, 2, "(N, D)")
+    check_integer(fn, "target", target)
+    n, d = input.shape
+    if target.shape != (n,):
+        raise ValueError(f"{fn}: expected target of shape ({n},), got {tuple(target.shape)}")
+    check_floating(fn, "centers", centers)
+    if centers.dim() != 2 or centers.shape[1] != d:
+        raise ValueError(f"{fn}: expected centers of shape (C, {d}), got {tuple(centers.shape)}")
+
+
+def center_loss(
+    input: Tensor,
+    target: Tensor,
+    centers: Tensor,
+    *,
+    weight: Tensor | None = None,
+    reduction: Reduction = "mean",
+) -> Tensor:
+    r"""Center loss (Wen et al. 2016): half the squared distance of each feature to its class centre.
+
+    Used next to softmax cross-entropy to pull deep features of one class together; the centres are
+    moved by :func:`update_centers` (or learnt, if ``centers`` requires grad).
+
+    .. math::
+        \ell_i = w_i \, \tfrac12 \lVert x_i - c_{y_i} \rVert_2^2
+
+    where :math:`x_i` is row ``i`` of ``input``, :math:`y_i` its class and :math:`c_j` row ``j`` of
+    ``centers``.
+
+    Args:
+        input: deep features ``(N, D)``.
+        target: classes ``(N,)``, integer in ``[0, C)`` (not range-checked: that would sync).
+        centers: class centres ``(C, D)``.
+        weight: optional per-sample weights, broadcastable to ``(N,)``.
+        reduction: ``'none'`` | ``'mean'`` | ``'sum'``; ``'mean'`` divides by ``N``.
+
+    Returns:
+        Shape ``(N,)`` if ``reduction='none'``, otherwise a scalar; dtype of ``input``.
+
+    Raises:
+        ValueError: if shapes disagree, ``weight`` does not broadcast, or ``reduction`` is unknown.
+        TypeError: if ``input``/``centers`` is not floating point or ``target`` not integer.
+
+    Note:
+        The paper's :math:`L_C = \frac12 \sum_{i=1}^m \lVert x_i - c_{y_i}\rVert^2` sums over the
+        mini-batch: that is ``reduction='sum'``. The default ``'mean'`` divides it by the batch size, as
+        the authors' released Caffe layer does, so the weight :math:`\lambda` does not depend on the batch
+        size. ``centers`` is cast to the compute dtype of ``input``.
+
+    Example:
+        >>> x = torch.tensor([[1.0, 2.0], [0.0, -1.0]])
+        >>> centers = torch.tensor([[0.0, 0.0], [1.0, 1.0]])
+        >>> center_loss(x, torch.tensor([1, 0]), centers, reduction="none")
+        tensor([0.5000, 0.5000])
+
+    References:
+        Wen, Zhang, Li, Qiao, "A Discriminative Feature Learning Approach for Deep Face Recognition",
+        ECCV 2016. https://ydwen.github.io/papers/WenECCV16.pdf
+    """
+    fn = "center_loss"
+    _check_center_inputs(fn, input, target, centers)
+    check_reduction(fn, reduction)
+    check_weight(fn, weight, (input.shape[0],))
+    dtype = input.dtype
+    ct = compute_dtype(dtype)
+    diff = input.to(ct) - centers.to(ct).index_select(0, target)  # (N, D)
+    loss = 0.5 * diff.pow(2).sum(dim=1)  # (N,)
+    return reduce_loss(loss, reduction, weight).to(dtype)
+
+
+def update_centers(centers: Tensor, input: Tensor, target: Tensor, *, alpha: float = 0.5) -> None:
+    r"""Move class centres towards their features in place, by the center-loss update rule.
+
+    .. math::
+        c_j \leftarrow c_j - \alpha \, \frac{\sum_{i:\,y_i=j} (c_j - x_i)}{1 + n_j}
+
+    where :math:`n_j` is the number of samples of class :math:`j` in the batch; classes absent from the
+    batch stay where they are. Runs under ``torch.no_grad`` and never reads values back to the host.
+
+    Args:
+        centers: class centres ``(C, D)``, updated in place.
+        input: deep features ``(N, D)`` (not differentiated through).
+        target: classes ``(N,)``, integer in ``[0, C)``.
+        alpha: the centre learning rate, in ``[0, 1]``. Default: ``0.5`` (the paper's experiments).
+
+    Raises:
+        ValueError: if shapes disagree or ``alpha`` is outside ``[0, 1]``.
+        TypeError: if ``input``/``centers`` is not floating point or ``target`` not integer.
+
+    Example:
+        >>> centers = torch.zeros(2, 1)
+        >>> update_centers(centers, torch.tensor([[2.0], [4.0]]), torch.tensor([1, 1]), alpha=0.5)
+        >>> centers  # c_1 - 0.5 * ((0 - 2) + (0 - 4)) / (1 + 2) = 1
+        tensor([[0.],
+                [1.]])
+
+    References:
+        Wen et al., ECCV 2016, Algorithm 1.
+    """
+    fn = "update_centers"
+    _check_center_inputs(fn, input, target, centers)
+    alpha = check_interval(fn, "alpha", alpha, 0.0, 1.0)
+    with torch.no_grad():
+        x = input.detach().to(centers.dtype)
+        counts = centers.new_zeros(centers.shape[0]).index_add_(0, target, centers.new_ones(x.shape[0]))
+        sums = torch.zeros_like(centers).index_add_(0, target, x)  # (C, D)
+        counts = counts.unsqueeze(1)  # (C, 1)
+        centers.sub_(alpha * (counts * centers - sums) / (1.0 + counts))
+
+
+# --------------------------------------------------------------------------------------------------
+# contrastive (DeepID2)
+
+
+def contrastive_loss(
+    x1: Tensor,
+    x2: Tensor,
+    same: Tensor,
+    *,
+    margin: float = 1.0,
+    weight: Tensor | None = None,
+    reduction: Reduction = "mean",
+) -> Tensor:
+    r"""Contrastive loss on explicit pairs, as DeepID2's verification signal defines it.
+
+    Pulls pairs of the same identity together and pushes other pairs at least ``margin`` apart.
+
+    .. math::
+        \ell_i = w_i \begin{cases} \tfrac12 d_i^2 & \text{same identity} \\
+                                   \tfrac12 \max(0,\, m - d_i)^2 & \text{otherwise} \end{cases},
+        \qquad d_i = \lVert x_{1,i} - x_{2,i} \rVert_2
+
+    Args:
+        x1: first embeddings of the pairs ``(N, D)``.
+        x2: second embeddings ``(N, D)``.
+        same: ``(N,)`` bool (or integer 0/1): whether pair ``i`` shares an identity.
+        margin: :math:`m`, the distance beyond which different pairs cost nothing, ``>= 0``.
+            Default: ``1.0``.
+        weight: optional per-pair weights, broadcastable to ``(N,)``.
+        reduction: ``'none'`` | ``'mean'`` | ``'sum'``; ``'mean'`` divides by ``N``.
+
+    Returns:
+        Shape ``(N,)`` if ``reduction='none'``, otherwise a scalar; dtype of ``x1``.
+
+    Raises:
+        ValueError: if shapes disagree, ``margin < 0`` or ``reduction`` is unknown.
+        TypeError: if ``x1``/``x2`` is not floating point or ``same`` is floating point.
+
+    Note:
+        The distance is computed from the differences (not a Gram expansion); its gradient at
+        :math:`d = 0` is taken as 0, so identical different-identity pairs give finite gradients. The
+        paper labels pairs :math:`y_{ij} = \pm 1`; here ``same`` is boolean.
+
+    Example:
+        >>> x1 = torch.tensor([[0.0, 0.0], [0.0, 0.0]])
+        >>> x2 = torch.tensor([[0.6, 0.8], [0.3, 0.4]])
+        >>> contrastive_loss(x1, x2, torch.tensor([True, False]), reduction="none")  # d = 1 and 0.5
+        tensor([0.5000, 0.1250])
+
+    References:
+        Sun, Wang, Wang, Tang, "Deep Learning Face Representation by Joint Identification-Verification",
+        NeurIPS 2014. https://arxiv.org/abs/1406.4773
+    """
+    fn = "contrastive_loss"
+    check_floating(fn, "x1", x1)
+    check_floating(fn, "x2", x2)
+    check_ndim(fn, "x1", x1, 2, "(N, D)")
+    check_same_shape(fn, "x1", x1, "x2", x2)
+    check_tensor(fn, "same", same)
+    if same.is_floating_point() or same.is_complex():
+        raise TypeError(f"{fn}: same must be a bool or integer tensor; got dtype {same.dtype}")
+    if same.shape != (x1.shape[0],):
+        raise ValueError(f"{fn}: expected same of shape ({x1.shape[0]},), got {tuple(same.shape)}")
+    margin = check_nonnegative(fn, "margin", margin)
+    check_reduction(fn, reduction)
+    check_weight(fn, weight, (x1.shape[0],))
+    dtype = x1.dtype
+    ct = compute_dtype(dtype)
+    sq = (x1.to(ct) - x2.to(ct)).pow(2).sum(dim=1)  # (N,)
+    loss = torch.where(same.bool(), 0.5 * sq, 0.5 * F.relu(margin - safe_sqrt(sq)).pow(2))
+    return reduce_loss(loss, reduction, weight).to(dtype)
+
+
+def batch_contrastive_loss(
+    embeddings: Tensor,
+    labels: Tensor,
+    *,
+    margin: float = 1.0,
+    ref_embeddings: Tensor | None = None,
+    ref_labels: Tensor | None = None,
+    anchor_offset: int | None = 0,
+    weight: Tensor | None = None,
+    reduction: Reduction = "mean",
+) -> Tensor:
+    r"""Contrastive loss (DeepID2) over all pairs of a labelled batch.
+
+    Every pair :math:`i < j` of the batch costs :func:`contrastive_loss`'s :math:`\ell_{ij}`. Each pair's
+    cost is split evenly between its two rows, so the per-anchor value is
+
+    .. math::
+        L_i = w_i \, \tfrac12 \sum_{j \ne i} \ell_{ij}, \qquad \sum_i L_i = \sum_{i<j} \ell_{ij}
+
+    Args:
+        embeddings: ``(B, D)``.
+        labels: identities ``(B,)``, integer.
+        margin: :math:`m`, ``>= 0``. Default: ``1.0``.
+        ref_embeddings: candidate rows ``(R, D)`` that the anchors are paired with. Default:
+            ``embeddings``. For a cross-rank loss: all gathered rows.
+        ref_labels: candidate labels ``(R,)``. Default: ``labels``.
+        anchor_offset: anchor ``i`` is candidate ``i + anchor_offset`` and is not paired with itself;
+            ``None``: the anchors are not candidates (every anchor-candidate pair counts). Default: ``0``.
+        weight: optional per-anchor weights, broadcastable to ``(B,)``.
+        reduction: ``'none'`` | ``'mean'`` | ``'sum'``. ``'sum'`` is :math:`\sum_{i<j} \ell_{ij}`;
+            ``'mean'`` divides it by the number of pairs, ``B (B - 1) / 2`` (with candidates:
+            ``B (R - 1) / 2``, or ``B R / 2`` when ``anchor_offset=None``), i.e. the average pair.
+
+    Returns:
+        Shape ``(B,)`` if ``reduction='none'``, otherwise a scalar; dtype of ``embeddings``.
+
+    Raises:
+        ValueError: if shapes disagree, ``margin < 0``, ``anchor_offset`` is out of range, only one of
+            ``ref_embeddings``/``ref_labels`` is given, or ``reduction`` is unknown.
+        TypeError: if an embedding tensor is not floating point or a label tensor is not integer.
+
+    Note:
+        Distances come from one Gram matrix ``(B, R)``; memory is ``O(B R)``. With candidates from
+        every rank (equal local batch sizes), the average over ranks of the local ``'mean'`` equals the
+        ``'mean'`` of the whole global batch, and the sum over ranks of ``'sum'`` equals its ``'sum'``.
+
+    Example:
+        >>> x = torch.tensor([[0.0, 0.0], [0.6, 0.8], [0.0, -0.5]])
+        >>> batch_contrastive_loss(x, torch.tensor([0, 0, 1]), reduction="sum")  # d = 1, 0.5, 1.43
+        tensor(0.6250)
+
+    References:
+        Sun et al., "Deep Learning Face Representation by Joint Identification-Verification",
+        NeurIPS 2014. https://arxiv.org/abs/1406.4773
+    """
+    fn = "batch_contrastive_loss"
+    ref, ref_labels_, offset = check_candidates(
+        fn, embeddings, labels, ref_embeddings, ref_labels, anchor_offset
+    )
+    margin = check_nonnegative(fn, "margin", margin)
+    check_reduction(fn, reduction)
+    b, r = embeddings.shape[0], ref.shape[0]
+    check_weight(fn, weight, (b,))
+    dtype = embeddings.dtype
+    ct = compute_dtype(dtype)
+    x = embeddings.to(ct)
+    y = x if ref_embeddings is None else ref.to(ct)
+    sq = squared_distance_matrix(x, y)  # (B, R)
+    positive, negative = label_masks(labels, ref_labels_, offset)
+    zero = torch.zeros_like(sq)
+    pair = torch.where(positive, 0.5 * sq, zero) + torch.where(
+        negative, 0.5 * F.relu(margin - safe_sqrt(sq)).pow(2), zero
+    )
+    loss = 0.5 * pair.sum(dim=1)  # (B,)
+    pairs = b * (r - 1) if offset is not None else b * r
+    return reduce_loss(loss, reduction, weight, divisor=pairs / 2).to(dtype)
+
+
+# --------------------------------------------------------------------------------------------------
+# triplet (FaceNet) and online mining
+
+
+def _check_distance(fn: str, distance: object) -> None:
+    check_choice(fn, "distance", distance, DISTANCES)
+
+
+def triplet_margin_loss(
+    anchor: Tensor,
+    positive: Tensor,
+    negative: Tensor,
+    *,
+    margin: float = 0.2,
+    distance: Distance = "squared_euclidean",
+    weight: Tensor | None = None,
+    reduction: Reduction = "mean",
+) -> Tensor:
+    r"""Triplet loss on explicit triplets, FaceNet's squared-Euclidean form by default.
+
+    .. math::
+        \ell_i = w_i \max\bigl(0,\; d(a_i, p_i) - d(a_i, n_i) + \alpha\bigr)
+
+    where :math:`d` is the squared Euclidean distance (FaceNet) or the Euclidean distance and
+    :math:`\alpha` the ``margin``.
+
+    Args:
+        anchor: ``(N, D)``.
+        positive: same identity as the anchor, ``(N, D)``.
+        negative: another identity, ``(N, D)``.
+        margin: :math:`\alpha`, ``>= 0``, in the units of ``distance``. Default: ``0.2`` (FaceNet, on
+            L2-normalised embeddings).
+        distance: ``'squared_euclidean'`` (FaceNet) | ``'euclidean'``. Default: ``'squared_euclidean'``.
+        weight: optional per-triplet weights, broadcastable to ``(N,)``.
+        reduction: ``'none'`` | ``'mean'`` | ``'sum'``; ``'mean'`` divides by ``N``.
+
+    Returns:
+        Shape ``(N,)`` if ``reduction='none'``, otherwise a scalar; dtype of ``anchor``.
+
+    Raises:
+        ValueError: if shapes differ, ``margin < 0``, ``distance`` or ``reduction`` is unknown.
+        TypeError: if an input is not floating point.
+
+    Note:
+        ``distance='euclidean'`` is ``torch.nn.functional.triplet_margin_loss`` (``p=2``, no swap) except
+        that torch adds ``eps=1e-6`` to every difference, while here the gradient of the distance at 0 is
+        taken as 0 and no ``eps`` is added. torch's default margin is 1.0; FaceNet's (here) 0.2.
+
+    Example:
+        >>> a, p, n = torch.zeros(1, 2), torch.tensor([[0.3, 0.4]]), torch.tensor([[0.6, 0.0]])
+        >>> triplet_margin_loss(a, p, n)  # 0.25 - 0.36 + 0.2
+        tensor(0.0900)
+
+    References:
+        Schroff, Kalenichenko, Philbin, "FaceNet: A Unified Embedding for Face Recognition and
+        Clustering", CVPR 2015. https://arxiv.org/abs/1503.03832
+    """
+    fn = "triplet_margin_loss"
+    for name, t in (("anchor", anchor), ("positive", positive), ("negative", negative)):
+        check_floating(fn, name, t)
+    check_ndim(fn, "anchor", anchor, 2, "(N, D)")
+    check_same_shape(fn, "anchor", anchor, "positive", positive)
+    check_same_shape(fn, "anchor", anchor, "negative", negative)
+    margin = check_nonnegative(fn, "margin", margin)
+    _check_distance(fn, distance)
+    check_reduction(fn, reduction)
+    check_weight(fn, weight, (anchor.shape[0],))
+    dtype = anchor.dtype
+    ct = compute_dtype(dtype)
+    a = anchor.to(ct)
+    d_ap = (a - positive.to(ct)).pow(2).sum(dim=1)  # (N,)
+    d_an = (a - negative.to(ct)).pow(2).sum(dim=1)
+    if distance == "euclidean":
+        d_ap, d_an = safe_sqrt(d_ap), safe_sqrt(d_an)
+    loss = F.relu(d_ap - d_an + margin)
+    return reduce_loss(loss, reduction, weight).to(dtype)
+
+
+def _row_distance(x: Tensor, y: Tensor, distance: str) -> Tensor:
+    sq = (x - y).pow(2).sum(dim=1)  # exact from the differences, not the Gram expansion
+    return sq if distance == "squared_euclidean" else safe_sqrt(sq)
+
+
+def batch_triplet_loss(
+    embeddings: Tensor,
+    labels: Tensor,
+    *,
+    margin: float = 0.2,
+    mining: Mining = "batch_hard",
+    distance: Distance = "euclidean",
+    soft_margin: bool = False,
+    ref_embeddings: Tensor | None = None,
+    ref_labels: Tensor | None = None,
+    anchor_offset: int | None = 0,
+    return_stats: bool = False,
+    weight: Tensor | None = None,
+    reduction: Reduction = "mean",
+) -> Tensor | tuple[Tensor, TripletStats]:
+    r"""Triplet loss with online mining over a labelled batch.
+
+    For anchor :math:`a`, positive :math:`p` (same label, not :math:`a` itself) and negative :math:`n`
+    (another label), a triplet costs
+
+    .. math::
+        h(d(a, p) - d(a, n) + \alpha), \qquad h(z) = \max(0, z) \;\text{or, with soft margin,}\;
+        h(z) = \log(1 + e^{z}) \text{ and } \alpha = 0
+
+    and ``mining`` chooses the triplets:
+
+    - ``'batch_hard'`` (Hermans et al. 2017): per anchor, its farthest positive and closest negative;
+      one triplet per anchor that has both.
+    - ``'semi_hard'`` (FaceNet): per anchor-positive pair, the closest negative farther than the
+      positive (where none is, the farthest negative; see
+      :func:`~losskit.functional.semi_hard_triplets`).
+    - ``'batch_all'``: every valid triplet.
+
+    Args:
+        embeddings: ``(B, D)``.
+        labels: identities ``(B,)``, integer.
+        margin: :math:`\alpha`, ``>= 0``, in the units of ``distance``; unused with ``soft_margin``.
+            Default: ``0.2`` (FaceNet).
+        mining: ``'batch_hard'`` | ``'semi_hard'`` | ``'batch_all'``. Default: ``'batch_hard'``.
+        distance: ``'euclidean'`` (Hermans et al.) | ``'squared_euclidean'`` (FaceNet).
+            Default: ``'euclidean'``.
+        soft_margin: use :math:`\log(1 + e^z)` instead of the hinge (Hermans et al.); with
+            ``'batch_hard'`` or ``'semi_hard'``. Default: ``False``.
+        ref_embeddings: candidate rows ``(R, D)`` that positives and negatives are drawn from. Default:
+            ``embeddings``. For a cross-rank loss: all gathered rows.
+        ref_labels: candidate labels ``(R,)``. Default: ``labels``.
+        anchor_offset: anchor ``i`` is candidate ``i + anchor_offset`` and never its own positive;
+            ``None``: the anchors are not candidates. Default: ``0``.
+        return_stats: also return a :class:`TripletStats` (valid and active counts, active fraction).
+            Default: ``False``.
+        weight: optional per-anchor weights, broadcastable to ``(B,)``.
+        reduction: ``'none'`` | ``'mean'`` | ``'sum'``. ``'none'`` gives each anchor's sum over its
+            triplets; ``'mean'`` divides the sum by the number of valid triplets: anchors with a positive
+            and a negative (``'batch_hard'``), anchor-positive pairs whose anchor has a negative
+            (``'semi_hard'``), or triplets (``'batch_all'``).
+
+    Returns:
+        The loss, shape ``(B,)`` if ``reduction='none'``, otherwise a scalar, dtype of ``embeddings``;
+        with ``return_stats=True`` the pair ``(loss, TripletStats)``.
+
+    Raises:
+        ValueError: for an unknown ``mining``/``distance``/``reduction``, ``margin < 0``,
+            ``soft_margin`` with ``'batch_all'``, shape mismatches, or ``anchor_offset`` out of range.
+        TypeError: if an embedding tensor is not floating point or a label tensor is not integer.
+
+    Note:
+        Memory is ``O(B R)``: no ``(B, R, R)`` tensor is ever built. ``'batch_hard'`` mines on a
+        detached Gram matrix and recomputes the two chosen distances per anchor from the differences,
+        so its values and gradients are exact and its backward pass is ``O(B D)``. ``'batch_all'``
+        sorts each anchor's negatives once: with :math:`k` negatives closer than
+        :math:`t = d(a,p) + \alpha` and :math:`S_k` the sum of their distances, the anchor-positive
+        pair costs :math:`k t - S_k`, exactly the sum of its hinges. The distance's gradient at 0 is
+        taken as 0 (finite for identical embeddings). A batch with no valid triplet gives 0 with a
+        gradient.
+
+        ``'mean'`` over all valid triplets (not only the active ones) keeps torch's meaning of mean;
+        Hermans et al.'s "batch all, non-zero" average (pytorch-metric-learning's default reducer) is
+        ``reduction='sum'`` divided by ``stats.num_active``. "Active" means a positive hinge argument
+        (with ``soft_margin``, :math:`d(a,p) > d(a,n)`).
+
+    Example:
+        >>> x = torch.tensor([[0.0], [1.0], [3.0], [0.6], [4.0]])
+        >>> y = torch.tensor([0, 0, 0, 1, 1])
+        >>> loss, stats = batch_triplet_loss(x, y, margin=0.5, return_stats=True, reduction="none")
+        >>> loss  # d(a,p) - d(a,n) + 0.5 with batch-hard (p, n): (2, 3), (2, 3), (0, 4), (4, 1), (3, 2)
+        tensor([2.9000, 2.1000, 2.5000, 3.5000, 2.9000])
+        >>> stats.active_fraction
+        tensor(1.)
+
+    References:
+        Schroff et al., "FaceNet", CVPR 2015. https://arxiv.org/abs/1503.03832 ;
+        Hermans, Beyer, Leibe, "In Defense of the Triplet Loss for Person Re-Identification", 2017.
+        https://arxiv.org/abs/1703.07737
+    """
+    fn = "batch_triplet_loss"
+    ref, ref_labels_, offset = check_candidates(
+        fn, embeddings, labels, ref_embeddings, ref_labels, anchor_offset
+    )
+    margin = check_nonnegative(fn, "margin", margin)
+    check_choice(fn, "mining", mining, MININGS)
+    _check_distance(fn, distance)
+    if not isinstance(soft_margin, bool):
+        raise TypeError(f"{fn}: soft_margin must be a bool; got {type(soft_margin).__name__}")
+    if soft_margin and mining == "batch_all":
+        raise ValueError(f"{fn}: soft_margin must be False with mining='batch_all'; got soft_margin=True")
+    check_reduction(fn, reduction)
+    b, r = embeddings.shape[0], ref.shape[0]
+    check_weight(fn, weight, (b,))
+    dtype = embeddings.dtype
+    ct = compute_dtype(dtype)
+    x = embeddings.to(ct)
+    y = x if ref_embeddings is None else ref.to(ct)
+    alpha = 0.0 if soft_margin else margin
+    count = torch.zeros((), dtype=torch.long, device=x.device)
+
+    if b == 0 or r == 0:  # static shapes: nothing to mine; 0 with the graph kept
+        loss = x.sum(dim=1) * 0.0
+        num_valid, num_active = count, count
+    elif mining == "batch_hard":
+        with torch.no_grad():
+            positive_idx, negative_idx, valid = hardest(x.detach(), y.detach(), labels, ref_labels_, offset)
+        # index_select, not y[idx]: its backward is index_add_, much cheaper than index_put_ on CPU
+        d_ap = _row_distance(x, y.index_select(0, positive_idx), distance)
+        d_an = _row_distance(x, y.index_select(0, negative_idx), distance)
+        arg = d_ap - d_an + alpha
+        loss = torch.where(valid, F.softplus(arg) if soft_margin else F.relu(arg), torch.zeros_like(arg))
+        num_valid = valid.sum()
+        num_active = (valid & (arg > 0)).sum()
+    else:
+        positive, negative = label_masks(labels, ref_labels_, offset)
+        sq = squared_distance_matrix(x, y)  # (B, R), with gradient
+        d = sq if distance == "squared_euclidean" else safe_sqrt(sq)
+        if mining == "semi_hard":
+            negative_idx, valid = semi_hard(sq.detach(), positive, negative)
+            arg = d - d.gather(1, negative_idx) + alpha  # (B, R): anchor a, positive p
+            hinge = F.softplus(arg) if soft_margin else F.relu(arg)
+            loss = torch.where(valid, hinge, torch.zeros_like(hinge)).sum(dim=1)
+            num_valid = valid.sum()
+            num_active = (valid & (arg > 0)).sum()
+        else:  # batch_all
+            loss, num_active = _batch_all(d, positive, negative, alpha)
+            num_valid = (positive.sum(dim=1) * negative.sum(dim=1)).sum()
+
+    out = reduce_loss(loss, reduction, weight, divisor=num_valid).to(dtype)
+    if not return_stats:
+        return out
+    fraction = num_active.to(ct) / num_valid.to(ct).clamp_min(1.0)
+    return out, TripletStats(num_valid, num_active, fraction)
+
+
+def _batch_all(d: Tensor, positive: Tensor, negative: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
+    """Sum over all valid triplets per anchor, in O(B R) memory; returns (loss (B,), num_active)."""
+    b, r = d.shape
+    masked = torch.where(negative, d, torch.full_like(d, float("inf")))
+    sorted_d, _ = masked.sort(dim=1)  # each anchor's negatives ascending, then +inf; (B, R)
+    num_negative = negative.sum(dim=1, keepdim=True)  # (B, 1)
+    finite = torch.arange(r, device=d.device).unsqueeze(0) < num_negative  # (B, R)
+    prefix = torch.where(finite, sorted_d, torch.zeros_like(sorted_d)).cumsum(dim=1)
+    prefix = torch.cat([prefix.new_zeros(b, 1), prefix], dim=1)  # (B, R + 1): S_0 = 0
+    threshold = d + alpha  # (B, R): the hinge is positive for negatives closer than this
+    # k: how many negatives are strictly closer than the threshold (their hinges are the positive ones)
+    k = torch.searchsorted(sorted_d.detach(), threshold.detach().contiguous(), right=False)  # (B, R)
+    pair = k.to(d.dtype) * threshold - prefix.gather(1, k)  # sum over n of the hinges; (B, R)
+    # rounding can leave a tiny negative where every hinge is tiny; the true value is >= 0.
+    pair = torch.where(positive, pair.clamp_min(0.0), torch.zeros_like(pair))
+    return pair.sum(dim=1), torch.where(positive, k, torch.zeros_like(k)).sum()
