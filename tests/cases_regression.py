@@ -12,11 +12,25 @@ def _pair(n, dtype, gen):
 
 
 CASES = [
-    Case("l1_loss", _pair, lambda d, r: LF.l1_loss(**d, reduction=r), lambda r: LN.L1Loss(reduction=r),
-         compile=True),
+    Case(
+        "l1_loss",
+        _pair,
+        lambda d, r: LF.l1_loss(**d, reduction=r),
+        lambda r: LN.L1Loss(reduction=r),
+        compile=True,
+    ),
     Case("mse_loss", _pair, lambda d, r: LF.mse_loss(**d, reduction=r), lambda r: LN.MSELoss(reduction=r)),
-    Case("smooth_l1_loss", _pair, lambda d, r: LF.smooth_l1_loss(**d, beta=0.5, reduction=r),
-         lambda r: LN.SmoothL1Loss(beta=0.5, reduction=r), compile=True),
-    Case("huber_loss", _pair, lambda d, r: LF.huber_loss(**d, delta=0.7, reduction=r),
-         lambda r: LN.HuberLoss(delta=0.7, reduction=r)),
+    Case(
+        "smooth_l1_loss",
+        _pair,
+        lambda d, r: LF.smooth_l1_loss(**d, beta=0.5, reduction=r),
+        lambda r: LN.SmoothL1Loss(beta=0.5, reduction=r),
+        compile=True,
+    ),
+    Case(
+        "huber_loss",
+        _pair,
+        lambda d, r: LF.huber_loss(**d, delta=0.7, reduction=r),
+        lambda r: LN.HuberLoss(delta=0.7, reduction=r),
+    ),
 ]

@@ -45,8 +45,7 @@ def check_same_shape(fn: str, name_a: str, a: Tensor, name_b: str, b: Tensor) ->
     """Raise ``ValueError`` unless ``a`` and ``b`` have exactly the same shape (no broadcasting)."""
     if a.shape != b.shape:
         raise ValueError(
-            f"{fn}: expected {name_b} of the same shape as {name_a} {tuple(a.shape)}, "
-            f"got {tuple(b.shape)}"
+            f"{fn}: expected {name_b} of the same shape as {name_a} {tuple(a.shape)}, got {tuple(b.shape)}"
         )
 
 

@@ -235,4 +235,3 @@ def huber_loss(
         return F.huber_loss(x, y, reduction=red, delta=delta)
 
     return _elementwise(fn, kernel, input, target, weight, reduction)
-
