@@ -1,0 +1,246 @@
+"""Worker processes for tests/test_distributed.py: one gloo world runs every scenario in turn.
+
+Each rank builds the same global data from a seed, keeps its own slice, runs a scenario and saves what
+it got (losses, gradients, trained weights, the error it raised) to ``<out>/<scenario>-<rank>.pt``. The
+parent test compares those against single-process references; nothing is asserted here.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import time
+import traceback
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from losskit import distributed as LD
+
+D_IN, D, C = 5, 6, 11
+MARGIN = 0.5
+
+
+def sizes_for(world: int) -> list[int]:
+    """Unequal batch sizes, and an empty rank when there are three."""
+    return {1: [7], 2: [3, 5], 3: [4, 0, 3]}[world]
+
+
+def arcface_logit(cos: torch.Tensor) -> torch.Tensor:
+    """ArcFace's cos(theta + m), written out here so the tests need no other losskit module."""
+    c = cos.clamp(-1 + 1e-7, 1 - 1e-7)  # acos has an infinite slope at +-1
+    return torch.cos(torch.acos(c) + MARGIN)
+
+
+def global_data(world: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    m = sum(sizes_for(world))
+    return {
+        "x": torch.randn(m, D, generator=g, dtype=torch.float64),
+        "w": torch.randn(C, D, generator=g, dtype=torch.float64),
+        "y": torch.randint(0, C, (m,), generator=g),
+        "s": 5.0 + 10.0 * torch.rand(m, generator=g, dtype=torch.float64),
+        "weight": torch.rand(m, generator=g, dtype=torch.float64),
+        "coef": torch.randn(m, generator=g, dtype=torch.float64),
+        # metric learning: few labels so that every anchor has positives on other ranks
+        "e": torch.randn(m, D, generator=g, dtype=torch.float64),
+        "labels": torch.randint(0, 3, (m,), generator=g),
+    }
+
+
+def row_slice(world: int, rank: int) -> slice:
+    sizes = sizes_for(world)
+    start = sum(sizes[:rank])
+    return slice(start, start + sizes[rank])
+
+
+def class_slice(world: int, rank: int) -> slice:
+    r = LD.class_shard(C, world, rank)
+    return slice(r.start, r.stop)
+
+
+def _leaf(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().clone().requires_grad_(True)
+
+
+def _margin(world: int, rank: int, group) -> dict:
+    data = global_data(world)
+    rows, cls = row_slice(world, rank), class_slice(world, rank)
+    out: dict = {}
+    # per-row scale (SphereFace style) and weights, 'mean'
+    x, w, s = _leaf(data["x"][rows]), _leaf(data["w"][cls]), _leaf(data["s"][rows])
+    loss = LD.class_parallel_margin_loss(
+        x,
+        w,
+        data["y"][rows],
+        target_logit=arcface_logit,
+        scale=s,
+        process_group=group,
+        num_classes=C,
+        chunk_size=2,
+        weight=data["weight"][rows],
+    )
+    loss.backward()
+    out["mean"] = (loss.detach(), x.grad, w.grad, s.grad)
+    # float scale, 'none' with a different upstream gradient per row, default chunking
+    x, w = _leaf(data["x"][rows]), _leaf(data["w"][cls])
+    none = LD.class_parallel_margin_loss(
+        x, w, data["y"][rows], target_logit=arcface_logit, scale=30.0, process_group=group, reduction="none"
+    )
+    (none * data["coef"][rows]).sum().backward()
+    out["none"] = (none.detach(), x.grad, w.grad)
+    total = LD.class_parallel_margin_loss(
+        x.detach(), w.detach(), data["y"][rows], target_logit=arcface_logit, scale=30.0,
+        process_group=group, reduction="sum",
+    )  # fmt: skip
+    out["sum"] = total
+    # Partial-FC: the kept centres are drawn from a generator seeded per rank
+    x, w = _leaf(data["x"][rows]), _leaf(data["w"][cls])
+    t_block = data["y"] - cls.start
+    keep = LD._partial_fc_index(t_block, cls.stop - cls.start, 0.5, torch.Generator().manual_seed(100 + rank))
+    loss = LD.class_parallel_margin_loss(
+        x, w, data["y"][rows], target_logit=arcface_logit, scale=20.0, process_group=group,
+        sample_rate=0.5, generator=torch.Generator().manual_seed(100 + rank), chunk_size=3,
+    )  # fmt: skip
+    loss.backward()
+    out["partial_fc"] = (loss.detach(), x.grad, w.grad, keep + cls.start)
+    return out
+
+
+def train_steps() -> int:
+    return 3
+
+
+def make_backbone() -> nn.Module:
+    torch.manual_seed(1)
+    return nn.Linear(D_IN, D).double()
+
+
+def step_batch(world: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1000 + step)
+    m = sum(sizes_for(world))
+    return torch.randn(m, D_IN, generator=g, dtype=torch.float64), torch.randint(0, C, (m,), generator=g)
+
+
+def _train(world: int, rank: int, group) -> dict:
+    """A few SGD steps: DDP backbone with the sum hook, class-parallel centres."""
+    backbone = make_backbone()
+    ddp = nn.parallel.DistributedDataParallel(backbone, process_group=group)
+    ddp.register_comm_hook(group, LD.sum_gradients_hook)
+    cls = class_slice(world, rank)
+    centers = nn.Parameter(global_data(world)["w"][cls].clone())
+    opt = torch.optim.SGD([*ddp.parameters(), centers], lr=0.5)
+    rows = row_slice(world, rank)
+    losses = []
+    for step in range(train_steps()):
+        inp, y = step_batch(world, step)
+        opt.zero_grad()
+        loss = LD.class_parallel_margin_loss(
+            ddp(inp[rows]), centers, y[rows], target_logit=arcface_logit, scale=8.0,
+            process_group=group, num_classes=C, chunk_size=4,
+        )  # fmt: skip
+        loss.backward()
+        opt.step()
+        losses.append(loss.detach())
+    return {"weight": backbone.weight.detach(), "bias": backbone.bias.detach(), "centers": centers.detach(),
+            "losses": torch.stack(losses)}  # fmt: skip
+
+
+def _outcome(fn, *args, **kwargs) -> tuple[str, str, float]:
+    t0 = time.perf_counter()
+    try:
+        fn(*args, **kwargs)
+        return ("no error", "", time.perf_counter() - t0)
+    except Exception as err:
+        return (type(err).__name__, str(err), time.perf_counter() - t0)
+
+
+def _errors(world: int, rank: int, group) -> dict:
+    """Each case fails on the last rank only; every rank must raise the same clear error."""
+    data = global_data(world)
+    rows, cls = row_slice(world, rank), class_slice(world, rank)
+    last = rank == world - 1
+    x, w, y = data["x"][rows], data["w"][cls], data["y"][rows].clone()
+    cases = {
+        "bad_label": (x, w, torch.full_like(y, C + 3) if last else y),
+        "bad_dim": (x[:, :-1] if last else x, w[:, :-1] if last else w, y),
+        "bad_dtype": (x, w, y.double() if last else y),
+        "bad_shape": (x, w, y[:-1] if last else y),
+        "bad_layout": (x, w[:-1] if last else w, y),
+    }
+    cases["bad_float_dtype"] = (x.float() if last else x, w.float() if last else w, y)
+    cases["bad_scale_kind"] = (x, w, y)
+    out = {}
+    for name, (xi, wi, yi) in cases.items():
+        scale = (
+            torch.full((xi.shape[0],), 30.0, dtype=xi.dtype) if name == "bad_scale_kind" and last else 30.0
+        )
+        out[name] = _outcome(
+            LD.class_parallel_margin_loss,
+            xi, wi, yi, target_logit=arcface_logit, scale=scale, process_group=group, num_classes=C,
+        )  # fmt: skip
+    e, labels = data["e"][rows], data["labels"][rows]
+    metric_cases = {
+        "metric_bad_dim": (e[:, :-1] if last else e, labels, 0.2),
+        "metric_bad_dtype": (e.float() if last else e, labels, 0.2),
+        "metric_bad_margin": (e, labels, -1.0 if last else 0.2),
+    }
+    for name, (ei, li, margin) in metric_cases.items():
+        out[name] = _outcome(LD.cross_rank_batch_triplet_loss, ei, li, process_group=group, margin=margin)
+    # the group is still usable after a raised check
+    t = torch.ones(1)
+    dist.all_reduce(t, group=group)
+    out["after"] = t
+    return out
+
+
+def gather_coef(world: int, rank: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(500 + rank)
+    return torch.randn(sum(sizes_for(world)), D, generator=g, dtype=torch.float64)
+
+
+def _metric(world: int, rank: int, group) -> dict:
+    data = global_data(world)
+    rows = row_slice(world, rank)
+    out = {}
+    for name, fn, kwargs in [
+        ("triplet_batch_hard", LD.cross_rank_batch_triplet_loss, {"mining": "batch_hard", "margin": 0.3}),
+        ("triplet_batch_all", LD.cross_rank_batch_triplet_loss, {"mining": "batch_all", "margin": 0.3}),
+        ("contrastive", LD.cross_rank_batch_contrastive_loss, {"margin": 1.5}),
+    ]:
+        e = _leaf(data["e"][rows])
+        loss = fn(e, data["labels"][rows], process_group=group, **kwargs)
+        loss.backward()
+        out[name] = (loss.detach(), e.grad)
+    e = _leaf(data["e"][rows])
+    gathered = LD.gather_with_grad(e, group)
+    # each rank's own term: its rows of the gathered tensor dotted with coefficients of all rows
+    (gathered * gather_coef(world, rank)).sum().backward()
+    out["gather"] = (gathered.detach(), e.grad)
+    return out
+
+
+SCENARIOS = {"margin": _margin, "train": _train, "errors": _errors, "metric": _metric}
+
+
+def worker(rank: int, world: int, store: str, out_dir: str, scenarios: list[str]) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        "gloo",
+        init_method=f"file://{store}",
+        rank=rank,
+        world_size=world,
+        timeout=datetime.timedelta(seconds=30),
+    )
+    try:
+        group = dist.group.WORLD
+        for name in scenarios:
+            try:
+                result = SCENARIOS[name](world, rank, group)
+            except Exception:
+                result = {"__error__": traceback.format_exc()}
+            torch.save(result, os.path.join(out_dir, f"{name}-{rank}.pt"))
+            dist.barrier(group=group)
+    finally:
+        dist.destroy_process_group()
