@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp-setup
 TORCH_PIN := torch==2.13.0
 
-.PHONY: setup test lint demo bench bench-peers browser clean
+.PHONY: setup test lint demo bench bench-env bench-peers browser clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,13 @@ demo: setup
 
 bench: setup
 	$(PY) benchmarks/run.py
+
+# Peers (torchvision, pytorch-metric-learning) need torch 2.14.1: they live in their own environment.
+bench-env:
+	bash scripts/setup_bench_env.sh
+
+bench-peers: setup bench-env
+	.venv-bench/bin/python benchmarks/run.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

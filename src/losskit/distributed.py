@@ -271,12 +271,13 @@ class _ShardedMarginStats(torch.autograd.Function):
         # x (M, D) unit rows in the compute dtype, s (M,) scales, w (B, D) RAW centres in their own
         # dtype (normalised chunk by chunk: no normalised copy of the block), t (M,) target position
         # in the block (outside [0, B): another rank's class)
-        norm = torch.linalg.vector_norm(w, dim=1, dtype=x.dtype).clamp_min(_fused._EPS)  # as F.normalize
-        row_max, row_sum = _fused._stats_loop(x, w, t, s, chunk, norm)
+        # (B,) 1 / max(|w|, eps), as F.normalize clamps
+        inv_norm = torch.linalg.vector_norm(w, dim=1, dtype=x.dtype).clamp_min(_fused._EPS).reciprocal()
+        row_max, row_sum = _fused._stats_loop(x, w, t, s, chunk, inv_norm)
         in_block = (t >= 0) & (t < w.shape[0])
         if w.shape[0] > 0:
             idx = t.clamp(0, w.shape[0] - 1)
-            cos_t = torch.where(in_block, (x * (w[idx].to(x.dtype) / norm[idx, None])).sum(dim=1), 0.0)
+            cos_t = torch.where(in_block, (x * (w[idx].to(x.dtype) * inv_norm[idx, None])).sum(dim=1), 0.0)
         else:
             cos_t = torch.zeros_like(s)
         gmax = _all_reduce(row_max.clone(), dist.ReduceOp.MAX, group)
@@ -284,7 +285,7 @@ class _ShardedMarginStats(torch.autograd.Function):
         packed = torch.stack([row_sum * torch.exp(row_max - shift), cos_t])  # (2, M)
         packed = _all_reduce(packed, dist.ReduceOp.SUM, group)
         lse = torch.log(packed[0]) + shift  # -inf where a row has no non-target class
-        ctx.save_for_backward(x, s, w, t, lse, norm)
+        ctx.save_for_backward(x, s, w, t, lse, inv_norm)
         ctx.sizes, ctx.rank, ctx.group, ctx.chunk = sizes, rank, group, chunk
         start = sum(sizes[:rank])
         stop = start + sizes[rank]
@@ -292,7 +293,7 @@ class _ShardedMarginStats(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g_lse, g_cos):
-        x, s, w, t, lse, norm = ctx.saved_tensors
+        x, s, w, t, lse, inv_norm = ctx.saved_tensors
         g = _all_gather_rows(torch.stack([g_lse, g_cos], dim=1), ctx.sizes, ctx.rank, ctx.group)  # (M, 2)
         g_lse, g_cos = g[:, 0].contiguous(), g[:, 1].contiguous()
         in_block = (t >= 0) & (t < w.shape[0])
@@ -300,10 +301,17 @@ class _ShardedMarginStats(torch.autograd.Function):
         # the block's non-target terms and its target cosines, the centre gradient taken through the
         # normalisation chunk by chunk, written into one buffer of the centres' dtype
         need_w = ctx.needs_input_grad[2]
-        gx, gw, gs = _fused._backward_loop(x, w, t, s, lse, g_lse, ctx.chunk, norm, g_cos, need_w)
+        gx, gw, gs = _fused._backward_loop(x, w, t, s, lse, g_lse, ctx.chunk, inv_norm, None, need_w)
         if w.shape[0] > 0:
+            # the target-cosine term, for the rows whose target is in this block (g_cos is 0 elsewhere)
             idx = t.clamp(0, w.shape[0] - 1)
-            gx = gx + g_cos[:, None] * (w[idx].to(x.dtype) / norm[idx, None])
+            w_t = w[idx].to(x.dtype) * inv_norm[idx, None]  # (M, D) unit target centres
+            gx = gx + g_cos[:, None] * w_t
+            if gw is not None:
+                gc = g_cos[:, None] * x  # (M, D)
+                # through w / max(|w|, eps): (g - w_hat (w_hat . g)) / |w|; no projection where clamped
+                radial = (w_t * gc).sum(dim=1, keepdim=True) * (inv_norm[idx, None] < 1 / _fused._EPS)
+                gw.index_add_(0, idx, ((gc - w_t * radial) * inv_norm[idx, None]).to(gw.dtype))
         return gx, gs, gw, None, None, None, None, None
 
 
@@ -530,7 +538,11 @@ def class_parallel_margin_loss(
             pos = torch.searchsorted(keep, t_block.clamp(0, w.shape[0] - 1))
             t_block = torch.where(in_block, pos, torch.full_like(t_block, -1))
             w = centers[keep]  # (C_kept, D)
-        chunk = chunk_size if chunk_size is not None else _fused._auto_chunk_size(m_total, w.shape[0], ct)
+        chunk = (
+            chunk_size
+            if chunk_size is not None
+            else _fused._auto_chunk_size(m_total, x.shape[1], w.shape[0], ct)
+        )
         lse_nt, cos_t = _ShardedMarginStats.apply(
             x_all, s_all, w, t_block.contiguous(), sizes, rank, group, chunk
         )

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Create the peers environment `.venv-bench` used only by benchmarks and parity checks.
+#
+# It holds a newer torch than the development environment, torchvision (box losses) and
+# pytorch-metric-learning (metric and margin losses), plus losskit itself installed editable.
+# Nothing in the test suite needs it. Safe to re-run: an existing environment is reused and a stamp
+# file skips the work once it has completed.
+#
+#   bash scripts/setup_bench_env.sh            # create or update .venv-bench
+#   PYTHON=python3.12 bash scripts/setup_bench_env.sh
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+VENV="${BENCH_VENV:-.venv-bench}"
+TORCH_PIN="torch==2.14.1"
+TORCHVISION_PIN="torchvision==0.29.1"
+PML_PIN="pytorch-metric-learning==2.9.0"
+STAMP="$VENV/.stamp-bench"
+
+if [[ -f "$STAMP" ]]; then
+    echo "setup_bench_env: $VENV is ready (remove $STAMP to rebuild)"
+    exit 0
+fi
+
+echo "setup_bench_env: creating $VENV with $($PYTHON --version)"
+"$PYTHON" -m venv "$VENV"
+PIP=("$VENV/bin/python" -m pip)
+"${PIP[@]}" install --quiet --upgrade pip
+
+# torch and torchvision first, pinned together: an open range would pick another torch.
+echo "setup_bench_env: installing $TORCH_PIN $TORCHVISION_PIN"
+"${PIP[@]}" install --quiet "$TORCH_PIN" "$TORCHVISION_PIN"
+
+# pytorch-metric-learning declares only torch>=1.6; repeating the torch pin keeps pip from moving it.
+echo "setup_bench_env: installing $PML_PIN"
+"${PIP[@]}" install --quiet "$PML_PIN" "$TORCH_PIN" numpy scikit-learn tqdm rich
+
+# losskit itself, editable and without dependencies, so the pinned torch above stays.
+echo "setup_bench_env: installing losskit (editable, --no-deps)"
+"${PIP[@]}" install --quiet --no-deps -e .
+
+"$VENV/bin/python" - <<'PY'
+import pytorch_metric_learning
+import torch
+import torchvision
+
+import losskit
+
+print(
+    f"setup_bench_env: ok torch {torch.__version__}, torchvision {torchvision.__version__}, "
+    f"pytorch-metric-learning {pytorch_metric_learning.__version__}, losskit {losskit.__name__}"
+)
+PY
+touch "$STAMP"
