@@ -44,7 +44,18 @@ def test_readme_table_lists_every_loss():
 def test_wheel_installs_and_imports_in_a_fresh_environment(tmp_path: Path):
     dist = tmp_path / "dist"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(dist),
+            str(ROOT),
+        ],
         check=True,
         cwd=tmp_path,
     )
@@ -60,7 +71,9 @@ def test_wheel_installs_and_imports_in_a_fresh_environment(tmp_path: Path):
     # of torch would take minutes); losskit itself only from the wheel.
     site = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     deps = Path(sysconfig.get_paths()["purelib"])
     (Path(site) / "deps.pth").write_text(f"{deps}\n")

@@ -1,0 +1,1 @@
+"""Runnable experiments that reproduce the evidence behind the losses (see each module)."""

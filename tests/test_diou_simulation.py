@@ -1,0 +1,100 @@
+"""The DIoU paper's simulation: its set-up, its update rule, and the paper's qualitative findings."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import losskit.functional as LF
+from losskit.experiments import diou_simulation as sim
+
+
+def test_cases_follow_the_papers_setup():
+    anchors, targets, centres = sim.make_cases(4, seed=0)
+    assert anchors.shape == targets.shape == (4 * 7 * 7 * 7, 4)
+    assert centres.shape == (4, 2)
+    assert ((centres - 10.0).norm(dim=-1) <= 3.0).all()  # in the disc of radius 3 around (10, 10)
+    # targets: centred at (10, 10), area 1, the seven aspect ratios
+    assert (targets[:, :2] == 10.0).all()
+    torch.testing.assert_close(targets[:, 2] * targets[:, 3], torch.ones(len(targets), dtype=torch.float64))
+    ratios = sorted({round(r, 6) for r in (targets[:, 2] / targets[:, 3]).tolist()})
+    assert ratios == [round(r, 6) for r in sorted(sim.ASPECT_RATIOS)]
+    # anchors: 7 areas x 7 ratios at each centre, centred on it
+    areas = sorted({round(a, 6) for a in (anchors[:, 2] * anchors[:, 3]).tolist()})
+    assert areas == [round(a, 6) for a in sim.ANCHOR_AREAS]
+    torch.testing.assert_close(anchors[:343, :2], centres[0].expand(343, 2))
+    # the quick mode's centres are a subset (prefix) of the full run's
+    more_centres = sim.make_cases(300, seed=0)[2]
+    torch.testing.assert_close(sim.make_cases(sim.QUICK_ANCHOR_POINTS)[2], more_centres[:200])
+
+
+def test_learning_rate_schedule():
+    assert [sim.learning_rate(t) for t in (1, 160, 161, 180, 181, 200)] == [
+        0.1,
+        0.1,
+        0.01,
+        0.01,
+        0.001,
+        0.001,
+    ]
+
+
+def test_one_step_is_the_papers_update_with_the_librarys_loss():
+    result = sim.run_simulation(losses=("diou",), n_anchor_points=1, iterations=1, dtype=torch.float64)
+    anchors, targets, _ = sim.make_cases(1, dtype=torch.float64)
+    # B <- B - 0.1 (2 - IoU) dL/dB, with B = (x, y, w, h) and L the DIoU loss of the xyxy boxes
+    b = anchors.clone().requires_grad_(True)
+    pred = torch.cat([b[:, :2] - b[:, 2:] / 2, b[:, :2] + b[:, 2:] / 2], dim=-1)
+    target = torch.cat([targets[:, :2] - targets[:, 2:] / 2, targets[:, :2] + targets[:, 2:] / 2], dim=-1)
+    (grad,) = torch.autograd.grad(LF.distance_box_iou_loss(pred, target, reduction="sum"), b)
+    iou = LF.box_iou(pred.detach(), target)
+    stepped = anchors - 0.1 * (2 - iou)[:, None] * grad
+    assert result.errors["diou"][0].item() == pytest.approx((anchors - targets).abs().sum().item())
+    assert result.errors["diou"][1].item() == pytest.approx((stepped - targets).abs().sum().item(), rel=1e-9)
+
+
+def test_small_run_reproduces_the_papers_findings():
+    calls = []
+    result = sim.run_simulation(n_anchor_points=4, progress=lambda *a: calls.append(a))
+    assert len(calls) == 4 * 200 and calls[-1] == ("ciou", 200, 200)
+    assert result.n_cases == 4 * 343 and result.iterations == 200
+    e = {k: v.tolist() for k, v in result.errors.items()}
+    assert len({round(v[0], 6) for v in e.values()}) == 1  # the same start for every loss
+    # IoU loss barely improves: anchors that do not overlap their target never move
+    assert e["iou"][-1] > 0.5 * e["iou"][0]
+    # GIoU, DIoU and CIoU converge to small errors; CIoU ends lowest
+    for k in ("giou", "diou", "ciou"):
+        assert e[k][-1] < 0.05 * e[k][0]
+        assert e[k][200] < e[k][100] < e[k][10]
+    assert e["ciou"][-1] < min(e["giou"][-1], e["diou"][-1])
+    # the per-centre map sums to the final error
+    for k in result.losses:
+        assert result.final_error_map[k].shape == (4,)
+        assert result.final_error_map[k].sum().item() == pytest.approx(e[k][-1], rel=1e-6)
+    report = sim.summary(result)
+    assert list(report["ciou"]) == [10, 40, 100, 160, 200]
+    assert report["ciou"][200] == pytest.approx(e["ciou"][200])
+    assert all(math.isfinite(x) for v in report.values() for x in v.values())
+
+
+def test_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    result = sim.run_simulation(losses=("giou", "diou"), n_anchor_points=2, iterations=3)
+    fig = sim.plot_simulation(result, str(tmp_path / "sim.png"))
+    assert (tmp_path / "sim.png").stat().st_size > 0
+    assert len(fig.axes) >= 3  # the curves, one map per loss (and a colour bar)
+
+
+def test_errors():
+    with pytest.raises(
+        ValueError, match=r"run_simulation: losses must be a non-empty sequence of .*; got \['eiou'\]"
+    ):
+        sim.run_simulation(losses=("eiou",))
+    with pytest.raises(ValueError, match=r"run_simulation: losses must be a non-empty sequence"):
+        sim.run_simulation(losses=())
+    with pytest.raises(ValueError, match=r"run_simulation: iterations must be an int >= 1; got 0"):
+        sim.run_simulation(iterations=0)
+    with pytest.raises(ValueError, match=r"make_cases: n_anchor_points must be an int >= 1; got 0"):
+        sim.run_simulation(n_anchor_points=0)
