@@ -114,6 +114,13 @@ CATALOG: tuple[LossInfo, ...] = (
         "https://www.ecva.net/papers/eccv_2020/papers_ECCV/papers/123560715.pdf",
     ),
     LossInfo(
+        "margin_softmax_loss",
+        "ArcFaceLoss",
+        "margin",
+        "Fused margin softmax on embeddings and class centres (chunked, class-parallel; any margin)",
+        *_ARCFACE,
+    ),
+    LossInfo(
         "sphereface_loss",
         "SphereFaceLoss",
         "margin",
