@@ -98,3 +98,81 @@ def test_errors():
         sim.run_simulation(iterations=0)
     with pytest.raises(ValueError, match=r"make_cases: n_anchor_points must be an int >= 1; got 0"):
         sim.run_simulation(n_anchor_points=0)
+
+
+def _random_cases(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    boxes = torch.cat(
+        [8 + 4 * torch.rand(n, 2, generator=gen), 0.3 + 1.5 * torch.rand(n, 2, generator=gen)], 1
+    )
+    targets = torch.cat([torch.full((n, 2), 10.0), 0.3 + 1.5 * torch.rand(n, 2, generator=gen)], 1)
+    return boxes.double(), targets.double()
+
+
+def _autograd_descent(name: str, boxes: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    b = boxes.clone().requires_grad_(True)
+    pred = LF.box_convert(b, "cxcywh", "xyxy")
+    kwargs = {} if name == "iou" else {"eps": 0.0}
+    loss = sim.LOSSES[name](pred, LF.box_convert(targets, "cxcywh", "xyxy"), reduction="sum", **kwargs)
+    return torch.autograd.grad(loss, b)[0]
+
+
+@pytest.mark.parametrize("name", ["iou", "giou", "diou", "ciou"])
+def test_paper_ascent_without_slips_is_minus_the_exact_gradient(name):
+    # overlapping and disjoint pairs, every relative position: the hand-derived formulas, with each slip
+    # corrected, must be the derivative of the losses
+    boxes, targets = _random_cases(3000, seed=1)
+    iw = torch.minimum(boxes[:, 0] + boxes[:, 2] / 2, targets[:, 0] + targets[:, 2] / 2) - torch.maximum(
+        boxes[:, 0] - boxes[:, 2] / 2, targets[:, 0] - targets[:, 2] / 2
+    )
+    assert (iw > 0).any() and (iw < 0).any()
+    expected = -_autograd_descent(name, boxes, targets)
+    tol = 1e-6 if name in ("iou", "ciou") else 1e-12  # iou_loss and CIoU's alpha keep their eps
+    torch.testing.assert_close(sim.paper_ascent(name, boxes, targets, slips=()), expected, rtol=0, atol=tol)
+
+
+def test_paper_ascent_slips_change_what_they_say():
+    boxes, targets = _random_cases(3000, seed=2)
+    exact = {n: sim.paper_ascent(n, boxes, targets, slips=()) for n in sim.LOSSES}
+    # wh_doubled: the IoU loss's steps in w and h are twice the exact ones, those in x and y unchanged
+    doubled = sim.paper_ascent("iou", boxes, targets, slips=("wh_doubled",))
+    torch.testing.assert_close(doubled[:, :2], exact["iou"][:, :2])
+    torch.testing.assert_close(doubled[:, 2:], 2 * exact["iou"][:, 2:])
+    # diagonal_xy_sign: DIoU's w and h steps are exact, x and y are not
+    signed = sim.paper_ascent("diou", boxes, targets, slips=("diagonal_xy_sign",))
+    torch.testing.assert_close(signed[:, 2:], exact["diou"][:, 2:])
+    assert (signed[:, :2] - exact["diou"][:, :2]).abs().max() > 0.1
+    # aspect_no_denominator: only CIoU's w and h change, by the dropped 1 / (w^2 + h^2) on the aspect term
+    aspect = sim.paper_ascent("ciou", boxes, targets, slips=("aspect_no_denominator",))
+    torch.testing.assert_close(aspect[:, :2], exact["ciou"][:, :2])
+    assert (aspect[:, 2:] - exact["ciou"][:, 2:]).abs().max() > 1e-3
+    # the DIoU-only slips leave IoU and GIoU alone
+    for name in ("iou", "giou"):
+        torch.testing.assert_close(
+            sim.paper_ascent(name, boxes, targets, slips=("diagonal_xy_sign", "diagonal_axes_mixed")),
+            exact[name],
+        )
+
+
+def test_papers_gradients_reproduce_the_papers_ranking():
+    # with the authors' hand-derived gradients, DIoU and CIoU are far ahead of GIoU early on and GIoU
+    # stalls at a large error, as the paper reports
+    result = sim.run_simulation(n_anchor_points=20, gradient="paper")
+    e = {k: v.tolist() for k, v in result.errors.items()}
+    assert e["diou"][40] < 0.5 * e["giou"][40] and e["ciou"][40] < 0.5 * e["giou"][40]
+    assert e["giou"][-1] > 10 * max(e["diou"][-1], e["ciou"][-1])
+    assert e["iou"][-1] > 0.5 * e["iou"][0]
+
+
+def test_gradient_errors():
+    with pytest.raises(
+        ValueError, match=r"run_simulation: gradient must be 'exact' or 'paper'; got 'numeric'"
+    ):
+        sim.run_simulation(gradient="numeric")
+    with pytest.raises(ValueError, match=r"run_simulation: slips apply only to gradient='paper'"):
+        sim.run_simulation(slips=())
+    boxes, targets = _random_cases(2, seed=0)
+    with pytest.raises(ValueError, match=r"paper_ascent: slips must be taken from .*; got \['typo'\]"):
+        sim.paper_ascent("diou", boxes, targets, slips=("typo",))
+    with pytest.raises(ValueError, match=r"paper_ascent: loss must be one of"):
+        sim.paper_ascent("eiou", boxes, targets)

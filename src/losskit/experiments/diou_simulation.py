@@ -25,10 +25,15 @@ Usage::
     print(sim.summary(result))                   # {"iou": {10: E(10), 40: ..., 200: ...}, ...}
     fig = sim.plot_simulation(result, "diou_simulation.png")   # needs matplotlib
 
+    as_released = sim.run_simulation(gradient="paper")  # the authors' hand-derived gradients
+
 Note:
-    The centres are uniform in area (radius ``3 * sqrt(u)``); the dIoU losses' gradients are the exact
-    autograd gradients (the paper's own code drops the factor ``1 / (w^2 + h^2)`` from CIoU's aspect
-    gradient, see :func:`losskit.functional.complete_box_iou_loss`).
+    The centres are uniform in area (radius ``3 * sqrt(u)``, as in the released code). By default the
+    steps follow the exact autograd gradients of losskit's losses. The authors' code uses hand-derived
+    gradients that differ from those derivatives (:func:`paper_ascent` lists how); the paper's ranking
+    of the losses (DIoU and CIoU far ahead of GIoU) appears with those gradients, not with the exact
+    ones, and two of the differences decide it. ``python -m losskit.experiments.diou_simulation``
+    prints both runs.
 """
 
 from __future__ import annotations
@@ -48,11 +53,13 @@ __all__ = [
     "ANCHOR_AREAS",
     "ASPECT_RATIOS",
     "LOSSES",
+    "PAPER_SLIPS",
     "QUICK_ANCHOR_POINTS",
     "REPORT_AT",
     "SimulationResult",
     "learning_rate",
     "make_cases",
+    "paper_ascent",
     "plot_simulation",
     "run_simulation",
     "summary",
@@ -139,6 +146,173 @@ def make_cases(
     return anchors.reshape(-1, 4).to(dtype), targets.reshape(-1, 4).to(dtype), centres
 
 
+#: The ways the authors' released, hand-derived gradients differ from the gradient of the losses they
+#: define (see :func:`paper_ascent`).
+PAPER_SLIPS: tuple[str, ...] = (
+    "wh_doubled",
+    "diagonal_xy_sign",
+    "diagonal_axes_mixed",
+    "enclosing_width_sign",
+    "aspect_no_denominator",
+    "giou_unclamped_intersection",
+    "inverted_edge_swap",
+)
+
+
+def paper_ascent(loss: str, boxes: Tensor, targets: Tensor, *, slips: Sequence[str] | None = None) -> Tensor:
+    r"""The authors' update direction: their hand-derived :math:`-\partial L / \partial B`.
+
+    Zheng et al. compute the gradients of their simulation by hand, in the form their darknet code
+    uses, rather than by differentiating the losses. Written out, those formulas differ from the
+    derivative of the losses the paper defines in these ways (the names are the entries of
+    :data:`PAPER_SLIPS`):
+
+    - ``wh_doubled``: the IoU part maps edge gradients to sizes as ``d/dw = d/dr - d/dl`` instead of
+      ``(d/dr - d/dl) / 2``, so every loss takes steps twice as long in ``w`` and ``h``;
+    - ``diagonal_xy_sign``: in DIoU/CIoU's :math:`\rho^2/c^2` term, the derivative of :math:`c^2`
+      enters the ``x`` and ``y`` steps with the wrong sign (it is right for ``w`` and ``h``): where the
+      exact gradient lets the centre drift outward because that widens the enclosing box, the code
+      pulls it inward, toward the target;
+    - ``diagonal_axes_mixed``: in DIoU/CIoU's :math:`\rho^2/c^2` term, the derivative of the enclosing
+      box's width is also used for its height and vice versa, so :math:`\partial c^2/\partial x`
+      becomes :math:`2(c_w + c_h)\,\partial c_w/\partial x` (and likewise for ``y``, ``w``, ``h``);
+    - ``enclosing_width_sign``: where the prediction spans the target along an axis, the enclosing
+      box's size along it is the prediction's, with derivative +1; the code uses -1, which turns
+      the penalty's push to grow the box into a push to shrink it toward the target;
+    - ``aspect_no_denominator``: CIoU's :math:`\partial v/\partial w` and :math:`\partial v/\partial h`
+      drop the factor :math:`1/(w^2 + h^2)` (stated in the paper, to avoid large steps for small boxes);
+    - ``giou_unclamped_intersection``: for disjoint boxes GIoU's union uses the signed, unclamped
+      intersection and its derivative;
+    - ``inverted_edge_swap``: for boxes with ``x2 < x1`` (or ``y2 < y1``) the IoU part's edge gradients
+      are both replaced by the second edge's.
+
+    With ``slips=()`` the function returns exactly ``-dL/dB`` of losskit's losses (with CIoU's
+    :math:`\alpha` held constant), which the tests check against autograd; the defaults reproduce the
+    released code. :func:`run_simulation` with ``gradient="paper"`` steps along this direction.
+
+    Args:
+        loss: ``'iou'``, ``'giou'``, ``'diou'`` or ``'ciou'``.
+        boxes: predictions ``(N, 4)`` as ``(x, y, w, h)`` (centre, size).
+        targets: targets ``(N, 4)`` as ``(x, y, w, h)``.
+        slips: which of :data:`PAPER_SLIPS` to keep. Default ``None``: all of them, as released.
+
+    Returns:
+        The ascent direction ``(N, 4)`` in ``(x, y, w, h)``.
+
+    Raises:
+        ValueError: for an unknown loss or slip name.
+    """
+    fn = "paper_ascent"
+    if loss not in LOSSES:
+        raise ValueError(f"{fn}: loss must be one of {sorted(LOSSES)}; got {loss!r}")
+    kept = set(PAPER_SLIPS if slips is None else slips)
+    if not kept <= set(PAPER_SLIPS):
+        raise ValueError(
+            f"{fn}: slips must be taken from {list(PAPER_SLIPS)}; got {sorted(kept - set(PAPER_SLIPS))}"
+        )
+    x, y, w, h = boxes.unbind(-1)
+    gx, gy, gw, gh = targets.unbind(-1)
+    pl, pr, pt, pb = x - w / 2, x + w / 2, y - h / 2, y + h / 2
+    ql, qr, qt, qb = gx - gw / 2, gx + gw / 2, gy - gh / 2, gy + gh / 2
+    zero = torch.zeros_like(x)
+    pw, ph = pr - pl, pb - pt
+
+    # IoU and its derivative with respect to the edges (t, b, l, r) of the prediction
+    iw = torch.minimum(pr, qr) - torch.maximum(pl, ql)  # signed: negative when disjoint
+    ih = torch.minimum(pb, qb) - torch.maximum(pt, qt)
+    overlap = (iw > 0) & (ih > 0)
+    unclamped = loss == "giou" and "giou_unclamped_intersection" in kept
+    inter = iw * ih if unclamped else torch.where(overlap, iw * ih, zero)
+    union = pw * ph + (qb - qt) * (qr - ql) - inter
+    d_inter = {
+        "t": torch.where(pt > qt, -iw, zero),
+        "b": torch.where(pb < qb, iw, zero),
+        "l": torch.where(pl > ql, -ih, zero),
+        "r": torch.where(pr < qr, ih, zero),
+    }
+    if not unclamped:
+        d_inter = {e: torch.where(overlap, g, zero) for e, g in d_inter.items()}
+    d_area = {"t": -pw, "b": pw, "l": -ph, "r": ph}
+    d_union = {e: d_area[e] - d_inter[e] for e in d_inter}
+    ok = overlap & (union > 0)
+    d_iou = {
+        e: torch.where(ok, (union * d_inter[e] - inter * d_union[e]) / union.square(), zero) for e in d_inter
+    }
+    if "inverted_edge_swap" in kept:
+        d_iou["t"] = torch.where(pt < pb, d_iou["t"], d_iou["b"])
+        d_iou["l"] = torch.where(pl < pr, d_iou["l"], d_iou["r"])
+    iou = torch.where(ok, inter / union, zero)
+
+    # the enclosing box
+    cw = torch.maximum(pr, qr) - torch.minimum(pl, ql)
+    ch = torch.maximum(pb, qb) - torch.minimum(pt, qt)
+    if loss == "giou":
+        area_c = cw * ch
+        d_c = {
+            "t": torch.where(pt < qt, -cw, zero),
+            "b": torch.where(pb > qb, cw, zero),
+            "l": torch.where(pl < ql, -ch, zero),
+            "r": torch.where(pr > qr, ch, zero),
+        }
+        # GIoU = IoU - 1 + U / C
+        d_uc = {e: (area_c * d_union[e] - union * d_c[e]) / area_c.square() for e in d_c}
+        edge = {
+            e: torch.where(overlap, d_iou[e] + torch.where(area_c > 0, d_uc[e], zero), d_uc[e]) for e in d_c
+        }
+    else:
+        edge = d_iou
+    half = 1.0 if "wh_doubled" in kept else 0.5
+    ascent = torch.stack(
+        (
+            edge["l"] + edge["r"],
+            edge["t"] + edge["b"],
+            half * (edge["r"] - edge["l"]),
+            half * (edge["b"] - edge["t"]),
+        ),
+        dim=-1,
+    )
+    if loss in ("iou", "giou"):
+        return ascent
+
+    # DIoU's penalty rho^2 / c^2: rho^2 = squared centre distance, c^2 = cw^2 + ch^2
+    top, bottom = (pt < qt).to(x.dtype), (pb > qb).to(x.dtype)
+    left, right = (pl < ql).to(x.dtype), (pr > qr).to(x.dtype)
+    # derivatives of (cw, ch) with respect to (x, y, w, h)
+    dcw = [right - left, zero, 0.5 * (right + left), zero]
+    dch = [zero, bottom - top, zero, 0.5 * (bottom + top)]
+    if "diagonal_axes_mixed" in kept:
+        dcw = dch = [right - left, bottom - top, 0.5 * (right + left), 0.5 * (bottom + top)]
+    if "enclosing_width_sign" in kept:
+        dcw = [*dcw[:2], torch.where((left * right) > 0, -torch.ones_like(x), dcw[2]), dcw[3]]
+        dch = [*dch[:3], torch.where((top * bottom) > 0, -torch.ones_like(x), dch[3])]
+    diag2 = cw.square() + ch.square()
+    rho2 = (x - gx).square() + (y - gy).square()
+    d_diag2 = [2 * cw * a + 2 * ch * b for a, b in zip(dcw, dch)]
+    xy_sign = -1.0 if "diagonal_xy_sign" in kept else 1.0
+    penalty = torch.stack(
+        (
+            (2 * (gx - x) * diag2 + xy_sign * d_diag2[0] * rho2) / diag2.square(),
+            (2 * (gy - y) * diag2 + xy_sign * d_diag2[1] * rho2) / diag2.square(),
+            d_diag2[2] * rho2 / diag2.square(),
+            d_diag2[3] * rho2 / diag2.square(),
+        ),
+        dim=-1,
+    )
+    ascent = ascent + penalty
+    if loss == "diou":
+        return ascent
+
+    # CIoU's aspect term alpha * v, alpha held constant
+    gap = torch.atan(gw / gh) - torch.atan(w / h)
+    v = (4 / math.pi**2) * gap.square()
+    alpha = v / (1 - iou + v + 1e-7)
+    scale = 1.0 if "aspect_no_denominator" in kept else 1.0 / (w.square() + h.square())
+    aspect = (
+        torch.stack((zero, zero, h * scale, -w * scale), dim=-1) * ((8 / math.pi**2) * alpha * gap)[:, None]
+    )
+    return ascent + aspect
+
+
 def run_simulation(
     losses: Sequence[str] = ("iou", "giou", "diou", "ciou"),
     n_anchor_points: int = 5000,
@@ -149,6 +323,8 @@ def run_simulation(
     *,
     quick: bool = False,
     dtype: torch.dtype = torch.float32,
+    gradient: str = "exact",
+    slips: Sequence[str] | None = None,
 ) -> SimulationResult:
     """Run the DIoU paper's simulation for each loss and return the error curves and maps.
 
@@ -162,14 +338,23 @@ def run_simulation(
         quick: if ``True``, use the first :data:`QUICK_ANCHOR_POINTS` (200) centres instead of
             ``n_anchor_points``: 68,600 cases, the same curves in shape.
         dtype: the dtype of the boxes during the descent. Default: float32. Errors are summed in float64.
+        gradient: ``'exact'`` (default): ``dL/dB`` by autograd through losskit's loss; ``'paper'``: the
+            authors' hand-derived gradients of their released simulation code (:func:`paper_ascent`).
+        slips: with ``gradient='paper'``, which of :data:`PAPER_SLIPS` to keep (default: all), to
+            find out which of them change the outcome.
 
     Returns:
         A :class:`SimulationResult`.
 
     Raises:
-        ValueError: for an unknown loss name, or ``n_anchor_points`` or ``iterations`` below 1.
+        ValueError: for an unknown loss name, gradient or slip, or ``n_anchor_points`` or ``iterations``
+            below 1.
     """
     fn = "run_simulation"
+    if gradient not in ("exact", "paper"):
+        raise ValueError(f"{fn}: gradient must be 'exact' or 'paper'; got {gradient!r}")
+    if slips is not None and gradient != "paper":
+        raise ValueError(f"{fn}: slips apply only to gradient='paper'; got gradient={gradient!r}")
     unknown = [name for name in losses if name not in LOSSES]
     if unknown or not losses:
         raise ValueError(f"{fn}: losses must be a non-empty sequence of {sorted(LOSSES)}; got {list(losses)}")
@@ -190,9 +375,14 @@ def run_simulation(
         b = anchors.clone()
         curve = [(b - targets).abs().sum(dtype=torch.float64)]
         for t in range(1, iterations + 1):
-            b.requires_grad_(True)
-            pred = _boxes.box_convert(b, "cxcywh", "xyxy")
-            (grad,) = torch.autograd.grad(loss_fn(pred, target_xyxy, reduction="sum"), b)
+            if gradient == "paper":
+                with torch.no_grad():
+                    pred = _boxes.box_convert(b, "cxcywh", "xyxy")
+                    grad = -paper_ascent(name, b, targets, slips=slips)
+            else:
+                b.requires_grad_(True)
+                pred = _boxes.box_convert(b, "cxcywh", "xyxy")
+                (grad,) = torch.autograd.grad(loss_fn(pred, target_xyxy, reduction="sum"), b)
             with torch.no_grad():
                 # 2 - IoU = 1 + (1 - IoU): the linear IoU loss is the cheapest way to get IoU.
                 factor = 1.0 + _iou.iou_loss(pred.detach(), target_xyxy, reduction="none")
@@ -260,3 +450,37 @@ def plot_simulation(result: SimulationResult, path: str | None = None):
     if path is not None:
         fig.savefig(path, dpi=120, bbox_inches="tight")
     return fig
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m losskit.experiments.diou_simulation [--quick] [--gradient exact|paper|both] [--plot DIR]``:
+    run the simulation and print E(t) as a markdown table per gradient."""
+    import argparse
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(
+        prog="python -m losskit.experiments.diou_simulation", description=main.__doc__
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help=f"the first {QUICK_ANCHOR_POINTS} anchor centres only"
+    )
+    parser.add_argument("--gradient", choices=("exact", "paper", "both"), default="both")
+    parser.add_argument(
+        "--plot", metavar="DIR", default=None, help="save diou_simulation_<gradient>.png there"
+    )
+    args = parser.parse_args(argv)
+    for gradient in ("exact", "paper") if args.gradient == "both" else (args.gradient,):
+        result = run_simulation(quick=args.quick, gradient=gradient)
+        at = (0, *REPORT_AT)
+        print(f"\n{gradient} gradients, {result.n_cases:,} cases:\n")
+        print("| loss | " + " | ".join(f"E({t})" for t in at) + " |")
+        print("|---|" + "---|" * len(at))
+        for name, values in summary(result, at).items():
+            print(f"| {name.upper()} | " + " | ".join(f"{v:.3e}" for v in values.values()) + " |")
+        if args.plot:
+            Path(args.plot).mkdir(parents=True, exist_ok=True)
+            plot_simulation(result, str(Path(args.plot) / f"diou_simulation_{gradient}.png"))
+
+
+if __name__ == "__main__":
+    main()
