@@ -221,7 +221,38 @@ def _metric(world: int, rank: int, group) -> dict:
     return out
 
 
-SCENARIOS = {"margin": _margin, "train": _train, "errors": _errors, "metric": _metric}
+def module_kinds() -> dict:
+    """The margin-loss Modules, each with arguments that keep its logits moderate at these sizes."""
+    from losskit import nn as LN
+
+    return {
+        "arcface": (LN.ArcFaceLoss, {"scale": 16.0, "margin": 0.3}),
+        "cosface": (LN.CosFaceLoss, {"scale": 16.0, "margin": 0.2}),
+        "am_softmax": (LN.AMSoftmaxLoss, {"scale": 12.0, "margin": 0.3}),
+        "combined": (LN.CombinedMarginLoss, {"scale": 16.0, "m1": 1.0, "m2": 0.3, "m3": 0.1}),
+        "sphereface": (LN.SphereFaceLoss, {"base": 10.0}),
+        "normface": (LN.NormFaceLoss, {"scale": 10.0}),
+    }
+
+
+def _modules(world: int, rank: int, group) -> dict:
+    """Each margin Module built with ``process_group``: its centres are this rank's block of all."""
+    data = global_data(world)
+    rows, cls = row_slice(world, rank), class_slice(world, rank)
+    out = {}
+    for name, (module_cls, kwargs) in module_kinds().items():
+        module = module_cls(D, C, process_group=group, chunk_size=3, **kwargs).double()
+        shape, offset = tuple(module.centers.shape), module.class_offset
+        with torch.no_grad():
+            module.centers.copy_(data["w"][cls])
+        x = _leaf(data["x"][rows])
+        loss = module(x, data["y"][rows], data["weight"][rows])
+        loss.backward()
+        out[name] = (loss.detach(), x.grad, module.centers.grad, offset, shape)
+    return out
+
+
+SCENARIOS = {"margin": _margin, "train": _train, "errors": _errors, "metric": _metric, "modules": _modules}
 
 
 def worker(rank: int, world: int, store: str, out_dir: str, scenarios: list[str]) -> None:

@@ -256,6 +256,34 @@ def test_loss_and_every_gradient_equal_single_process(world):
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("dist")
+def test_margin_modules_with_a_process_group_equal_the_single_process_module(world):
+    # ArcFaceLoss(..., process_group=g) and friends: rank r holds the r-th tensor_split block of the
+    # centres, takes global labels, and gets the single-process loss and its slices of every gradient
+    n, res = _get(world, "modules")
+    data = W.global_data(n)
+    tol = {"rtol": 1e-10, "atol": 1e-12}
+    for name, (module_cls, kwargs) in W.module_kinds().items():
+        module = module_cls(W.D, W.C, chunk_size=3, **kwargs).double()
+        with torch.no_grad():
+            module.centers.copy_(data["w"])
+        x = _leaf(data["x"])
+        want = module(x, data["y"], data["weight"])
+        want.backward()
+        for r in range(n):
+            loss, gx, gw, offset, shape = res[r][name]
+            block = W.class_slice(n, r)
+            assert (offset, shape) == (block.start, (block.stop - block.start, W.D)), name
+            torch.testing.assert_close(loss, want.detach(), **tol, msg=f"{name} loss, rank {r}")
+            torch.testing.assert_close(
+                gx, x.grad[W.row_slice(n, r)], **tol, msg=f"{name} input grad, rank {r}"
+            )
+            torch.testing.assert_close(
+                gw, module.centers.grad[block], **tol, msg=f"{name} centre grad, rank {r}"
+            )
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("dist")
 def test_partial_fc_equals_softmax_over_kept_classes(world):
     n, res = _get(world, "margin")
     data = W.global_data(n)
