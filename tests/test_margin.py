@@ -835,7 +835,9 @@ def test_parity_with_pytorch_metric_learning():
     )
     # PML's sub-center W is (D, C * K), class-major like losskit's (N, C * K) layout.
     wk = torch.randn(c * 3, d, dtype=D64)
-    sub = pml.SubCenterArcFaceLoss(c, d, margin=math.degrees(0.5), scale=64.0, sub_centers=3).double()
+    sub = pml.SubCenterArcFaceLoss(
+        num_classes=c, embedding_size=d, margin=math.degrees(0.5), scale=64.0, sub_centers=3
+    ).double()  # this class takes its sizes by keyword only
     sub.W.data.copy_(wk.T)
     cosk = F.normalize(x, dim=1) @ F.normalize(wk, dim=1).T
     want = LF.subcenter_arcface_loss(cosk, y, subcenters=3, fallback="none")
