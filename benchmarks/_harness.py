@@ -44,6 +44,69 @@ os.environ.setdefault("KINETO_LOG_LEVEL", "10")
 
 
 # --------------------------------------------------------------------------------------------------
+# resident memory of a whole process (for runs too large for the profiler, one per fresh process)
+# --------------------------------------------------------------------------------------------------
+
+
+def status_mib(field: str) -> float:
+    """A field of ``/proc/self/status`` (``VmRSS``, ``VmHWM``, ...) in MiB (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def reset_peak_rss() -> None:
+    """Reset the peak resident set (VmHWM) to the current one (Linux >= 4.0)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def _libc() -> Any:
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+def track_live_memory() -> None:
+    """Make the resident set follow the live tensors (glibc; a no-op elsewhere).
+
+    Freed blocks otherwise stay resident in the heap, where a later peak can hide. From now on every
+    allocation above 128 KiB is mmapped and unmapped when freed, and the heap's free pages are handed
+    back now (``malloc_trim``), so memory reused from the heap is faulted in again and counted. Called
+    after timing, as fresh mappings cost page faults.
+    """
+    libc = _libc()
+    if libc is not None:
+        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
+        libc.malloc_trim(0)
+
+
+def peak_rss_of_step(step: Callable[[], Tensor], leaves: list[Tensor]) -> float:
+    """MiB of resident memory one ``step().backward()`` adds at its peak, gradients of ``leaves`` included.
+
+    One untimed step first (one-time allocations such as BLAS buffers and thread pools are not the
+    step's workspace), with live-memory tracking on; gradients are dropped before each step.
+    """
+    for _ in range(2):
+        for t in leaves:
+            t.grad = None
+        gc.collect()
+        track_live_memory()
+        reset_peak_rss()
+        base = status_mib("VmRSS")
+        step().backward()
+    return status_mib("VmHWM") - base
+
+
+# --------------------------------------------------------------------------------------------------
 # inputs
 # --------------------------------------------------------------------------------------------------
 

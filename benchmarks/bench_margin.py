@@ -10,7 +10,7 @@
   weights stored ``(D, C)``).
 
 Peak memory: ``python benchmarks/bench_margin.py memory`` runs each candidate once in a fresh process and
-reports the peak RSS above the inputs (``resource.getrusage``), and the same minus the gradients of the
+reports the peak RSS above the inputs (``_harness.peak_rss_of_step``), and the same minus the gradients of the
 inputs (which every method must allocate). ``python benchmarks/bench_margin.py million`` runs the fused
 loss at batch 256, embedding 512 and 1,000,000 classes and reports its peak RSS.
 """
@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import resource
 import subprocess
 import sys
 import time
@@ -32,9 +31,11 @@ import torch.nn.functional as F
 import losskit.functional as LF
 
 try:
+    from . import _harness as H
     from .common import Bench
 except ImportError:  # run as a script
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import _harness as H
     from common import Bench
 
 try:
@@ -165,42 +166,22 @@ def benchmarks(quick: bool) -> list:
 # --------------------------------------------------------------------------------------------------
 
 
-def _status_mib(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024  # kB
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-def _reset_peak() -> None:
-    """Reset the peak RSS (VmHWM) to the current RSS (Linux >= 4.0), so setup's peak does not count."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass  # then the peak may include setup's; ru_maxrss is reported as well
-
-
-def _rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
 def _child(kind: str, candidate: str, n: int, c: int, reps: int) -> None:
     torch.set_num_threads(int(torch.get_num_threads()))
     inputs = _setup(n, D, c)
     fn = _candidates(kind)[candidate]
     if candidate == "pml":  # build the peer's weights before the baseline, as its Module owns them
         _pml(kind, inputs)
-    _reset_peak()
-    base = _status_mib("VmRSS")
-    grad_mib = (inputs["input"].numel() + inputs["centers"].numel()) * 4 / 2**20
+    leaves = [inputs["input"], inputs["centers"]]
     times = []
-    for _ in range(reps):
-        for t in (inputs["input"], inputs["centers"]):
+    for _ in range(reps + 1):  # the first step is a warm-up
+        for t in leaves:
             t.grad = None
         t0 = time.perf_counter()
         fn(inputs).backward()
         times.append(time.perf_counter() - t0)
-    peak = _status_mib("VmHWM")
+    extra = H.peak_rss_of_step(lambda: fn(inputs), leaves)  # after timing: it changes malloc's policy
+    grad_mib = sum(t.numel() for t in leaves) * 4 / 2**20
     print(
         json.dumps(
             {
@@ -208,9 +189,9 @@ def _child(kind: str, candidate: str, n: int, c: int, reps: int) -> None:
                 "candidate": candidate,
                 "N": n,
                 "C": c,
-                "peak_extra_mib": peak - base,
-                "peak_extra_minus_grads_mib": peak - base - grad_mib,
-                "seconds": min(times),
+                "peak_extra_mib": extra,
+                "peak_extra_minus_grads_mib": extra - grad_mib,
+                "seconds": min(times[1:]),
             }
         )
     )
