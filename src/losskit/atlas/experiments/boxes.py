@@ -32,6 +32,16 @@ def _simulation():
     return diou_simulation
 
 
+def _distance_losses_vs_giou(errors: dict[str, float]):
+    """Held if DIoU's and CIoU's errors are each below half of GIoU's, not held if either is above it."""
+    return combine(
+        *(
+            by_threshold(errors[n] / errors["giou"], held_if_below=0.5, not_held_if_above=1.0)
+            for n in ("diou", "ciou")
+        )
+    )
+
+
 def run(out: Path, mode: str) -> StepResult:
     require(*LOSSES)
     sim = _simulation()
@@ -73,10 +83,7 @@ def run(out: Path, mode: str) -> StepResult:
             source="Zheng et al. 2020",
             losses=("distance_box_iou_loss", "complete_box_iou_loss", "generalized_box_iou_loss"),
             rule=f"E({t_mid}) of DIoU and of CIoU over GIoU's: each held below 0.5, not held above 1; combined",
-            verdict=combine(
-                by_threshold(mid["diou"] / mid["giou"], held_if_below=0.5, not_held_if_above=1.0),
-                by_threshold(mid["ciou"] / mid["giou"], held_if_below=0.5, not_held_if_above=1.0),
-            ),
+            verdict=_distance_losses_vs_giou(mid),
             evidence=f"E({t_mid}): GIoU {fmt(mid['giou'])}, DIoU {fmt(mid['diou'])}, CIoU {fmt(mid['ciou'])}.",
             figure=fig_name,
             experiment="boxes",
@@ -87,10 +94,7 @@ def run(out: Path, mode: str) -> StepResult:
             source="Zheng et al. 2020 (released simulation code)",
             losses=("distance_box_iou_loss", "complete_box_iou_loss", "generalized_box_iou_loss"),
             rule=f"as above, on the run with the released code's gradients: E({t_mid}) of DIoU and of CIoU over GIoU's",
-            verdict=combine(
-                by_threshold(mid_p["diou"] / mid_p["giou"], held_if_below=0.5, not_held_if_above=1.0),
-                by_threshold(mid_p["ciou"] / mid_p["giou"], held_if_below=0.5, not_held_if_above=1.0),
-            ),
+            verdict=_distance_losses_vs_giou(mid_p),
             evidence=f"E({t_mid}) with the released gradients: GIoU {fmt(mid_p['giou'])}, DIoU {fmt(mid_p['diou'])}, "
             f"CIoU {fmt(mid_p['ciou'])}; E({T}): GIoU {fmt(e_p['giou'][-1])}, DIoU {fmt(e_p['diou'][-1])}, "
             f"CIoU {fmt(e_p['ciou'][-1])}. Those gradients are not the losses' derivatives: the distance "
