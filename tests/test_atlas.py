@@ -199,6 +199,9 @@ def test_quick_atlas_report_structure(quick_atlas):
         if h.startswith("#"):
             assert h[1:] in refs.ids, h
     assert refs.sections >= len(CATALOG) + 5
+    nav = re.search(r"<nav>(.*?)</nav>", (out / "index.html").read_text(encoding="utf-8")).group(1)
+    labels = re.findall(r">([^<]+)</a>", nav)
+    assert len(labels) == len(set(labels)), labels  # no two links read the same ("Focal loss" twice)
 
 
 @pytest.mark.slow

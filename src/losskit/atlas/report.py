@@ -250,7 +250,9 @@ def write_report(result: AtlasResult) -> Path:
     experiments = [r for r in result.results if r.kind == "experiment"]
     nav = ['<a href="#summary">Summary</a>']
     nav += [f'<a href="#exp-{_e(r.key)}">Experiment: {_e(r.key)}</a>' for r in experiments]
-    nav += [f'<a href="#loss-{_e(i.function)}">{_e(i.title.split(" (")[0])}</a>' for i in CATALOG]
+    short = [i.title.split(" (")[0] for i in CATALOG]  # "Focal loss (sigmoid)" -> "Focal loss" ...
+    labels = [t if short.count(t) == 1 else i.title for t, i in zip(short, CATALOG)]  # ... unless ambiguous
+    nav += [f'<a href="#loss-{_e(i.function)}">{_e(label)}</a>' for i, label in zip(CATALOG, labels)]
     rows = "".join(
         f'<tr><td><a href="#claim-{_e(c.id)}">{_e(c.statement)}</a></td><td>{_verdict_badge(c.verdict)}</td>'
         f"<td>{_e(c.evidence)}</td></tr>"
