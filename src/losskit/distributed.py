@@ -273,7 +273,11 @@ class _ShardedMarginStats(torch.autograd.Function):
         # in the block (outside [0, B): another rank's class)
         # (B,) 1 / max(|w|, eps), as F.normalize clamps
         inv_norm = torch.linalg.vector_norm(w, dim=1, dtype=x.dtype).clamp_min(_fused._EPS).reciprocal()
-        row_max, row_sum = _fused._stats_loop(x, w, t, s, chunk, inv_norm)
+        # as the fused engine: keep the first chunks' logits (KEEP_BUDGET_BYTES) so backward need not
+        # recompute them
+        keep = _fused._keep_chunks(x.shape[0], chunk, x.dtype) if any(ctx.needs_input_grad[:3]) else 0
+        kept: list[Tensor] = []
+        row_max, row_sum = _fused._stats_loop(x, w, t, s, chunk, inv_norm, kept, keep)
         in_block = (t >= 0) & (t < w.shape[0])
         if w.shape[0] > 0:
             idx = t.clamp(0, w.shape[0] - 1)
@@ -285,7 +289,7 @@ class _ShardedMarginStats(torch.autograd.Function):
         packed = torch.stack([row_sum * torch.exp(row_max - shift), cos_t])  # (2, M)
         packed = _all_reduce(packed, dist.ReduceOp.SUM, group)
         lse = torch.log(packed[0]) + shift  # -inf where a row has no non-target class
-        ctx.save_for_backward(x, s, w, t, lse, inv_norm)
+        ctx.save_for_backward(x, s, w, t, lse, inv_norm, *kept)
         ctx.sizes, ctx.rank, ctx.group, ctx.chunk = sizes, rank, group, chunk
         start = sum(sizes[:rank])
         stop = start + sizes[rank]
@@ -293,7 +297,7 @@ class _ShardedMarginStats(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g_lse, g_cos):
-        x, s, w, t, lse, inv_norm = ctx.saved_tensors
+        x, s, w, t, lse, inv_norm, *kept = ctx.saved_tensors
         g = _all_gather_rows(torch.stack([g_lse, g_cos], dim=1), ctx.sizes, ctx.rank, ctx.group)  # (M, 2)
         g_lse, g_cos = g[:, 0].contiguous(), g[:, 1].contiguous()
         in_block = (t >= 0) & (t < w.shape[0])
@@ -301,7 +305,9 @@ class _ShardedMarginStats(torch.autograd.Function):
         # the block's non-target terms and its target cosines, the centre gradient taken through the
         # normalisation chunk by chunk, written into one buffer of the centres' dtype
         need_w = ctx.needs_input_grad[2]
-        gx, gw, gs = _fused._backward_loop(x, w, t, s, lse, g_lse, ctx.chunk, inv_norm, None, need_w)
+        gx, gw, gs = _fused._backward_loop(
+            x, w, t, s, lse, g_lse, ctx.chunk, inv_norm, None, need_w, tuple(kept)
+        )
         if w.shape[0] > 0:
             # the target-cosine term, for the rows whose target is in this block (g_cos is 0 elsewhere)
             idx = t.clamp(0, w.shape[0] - 1)
@@ -375,8 +381,9 @@ def class_parallel_margin_loss(
             with ``centers`` holding every class.
         num_classes: total classes ``C``; if given, each rank's ``C_local`` must match the
             ``tensor_split`` layout. Default: the sum of the ranks' ``C_local`` (any contiguous blocks).
-        chunk_size: classes per chunk of the streamed logits. Default: chosen so one chunk of logits
-            takes about 64 MiB.
+        chunk_size: classes per chunk of the streamed logits. Default: chosen from a memory budget as
+            :func:`losskit.functional.margin_softmax_loss` does (a chunk of logits takes about 4 MiB;
+            forward keeps the first 48 MiB of them, backward recomputes the rest).
         sample_rate: Partial-FC (An et al. 2021): each rank keeps the positive classes of the global
             batch plus random negatives up to ``int(sample_rate * C_local)`` centres; ``1.0`` keeps all.
             The loss is then the softmax over the kept classes and other centres get zero gradient.
