@@ -397,27 +397,36 @@ def test_autocast_and_low_precision_compute_in_float32():
 # The compiled kernel (large batches) and its fallback.
 
 
-def test_compiled_chunked_path_matches_eager_kernel(monkeypatch):
+@pytest.mark.parametrize("kind", ["iou", "giou", "diou", "ciou"])
+def test_compiled_chunked_path_matches_eager_kernel(kind, monkeypatch):
     pytest.importorskip("torch._inductor")
     p, t = _generic_pairs(40, seed=7)
-    p, t = p.float(), t.float()
-    w = torch.rand(40, generator=torch.Generator().manual_seed(8))
+    # the hard cases too: degenerate and inverted predictions, identical degenerate pairs
+    hard = torch.tensor([*DEGENERATE.values(), (2.0, 2.0, 2.0, 2.0), (1.0, 0.0, 1.0, 4.0)], dtype=p.dtype)
+    hard_t = torch.tensor([TARGET] * len(DEGENERATE) + [(2.0, 2.0, 2.0, 2.0), (1.0, 0.0, 1.0, 4.0)])
+    p, t = torch.cat([p, hard]).float(), torch.cat([t, hard_t.to(p.dtype)]).float()
+    w = torch.rand(len(p), generator=torch.Generator().manual_seed(8))
+    name = {"iou": "linear"}.get(kind, kind)
 
-    def run():
-        x, y = p.clone().requires_grad_(True), t.clone().requires_grad_(True)
-        loss = LF.complete_box_iou_loss(x, y, reduction="none")
-        return (loss, *torch.autograd.grad((loss * w).sum(), (x, y)))
+    def run(dtype=torch.float32):
+        x, y = p.to(dtype).requires_grad_(True), t.to(dtype).requires_grad_(True)
+        loss = LOSSES[kind](x, y, reduction="none")
+        return (loss, *torch.autograd.grad((loss * w.to(dtype)).sum(), (x, y)))
 
-    eager = run()
-    # the large-batch path, on a small batch: compiled kernel, chunks of 16 pairs (16 + 16 + 8)
+    eager, eager_half = run(), run(torch.float16)
+    # the large-batch path, on a small batch: compiled kernel, chunks of 16 pairs (16 + 16 + 16 + 0-8)
     monkeypatch.setattr(iou_module, "_COMPILE_MIN_PAIRS", 1)
     monkeypatch.setattr(iou_module, "_CHUNK", 16)
-    got = run()
+    got, got_half = run(), run(torch.float16)
     if "cpu" in iou_module._compile_failed:
         pytest.skip("torch.compile is unavailable here; the eager fallback is tested separately")
-    assert {("loss", "ciou", False, "cpu"), ("grad", "ciou", False, "cpu")} <= set(iou_module._compiled)
+    assert {("loss", name, False, "cpu"), ("grad", name, False, "cpu")} <= set(iou_module._compiled)
     for a, b in zip(got, eager):
+        assert torch.isfinite(a).all()
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    for a, b in zip(got_half, eager_half):  # float16: computed in float32, returned (and clamped) in float16
+        assert a.dtype == torch.float16 and torch.isfinite(a).all()
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3)
 
 
 def test_compile_failure_falls_back_to_the_eager_kernel(monkeypatch):
@@ -430,9 +439,18 @@ def test_compile_failure_falls_back_to_the_eager_kernel(monkeypatch):
     monkeypatch.setattr(iou_module, "_compiled", {})
     monkeypatch.setattr(iou_module, "_compile_failed", set())
     monkeypatch.setattr(torch, "compile", broken_compile)
+    x = p.clone().requires_grad_(True)
     with pytest.warns(RuntimeWarning, match="torch.compile failed"):
-        got = LF.generalized_box_iou_loss(p, t, reduction="none")
+        got = LF.generalized_box_iou_loss(x, t, reduction="none")
     torch.testing.assert_close(got, want)
+    # backward on that path falls back too, to the same gradient
+    x_eager = p.clone().requires_grad_(True)
+    with monkeypatch.context() as m:
+        m.setattr(iou_module, "_COMPILE_MIN_PAIRS", 1 << 40)
+        want_loss = LF.generalized_box_iou_loss(x_eager, t, reduction="none")
+        want_grad = torch.autograd.grad(want_loss.sum(), x_eager)[0]
+    got.sum().backward()
+    torch.testing.assert_close(x.grad, want_grad)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # once failed, it stays on the eager kernel silently
         torch.testing.assert_close(LF.generalized_box_iou_loss(p, t, reduction="none"), want)

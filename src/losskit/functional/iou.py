@@ -243,34 +243,23 @@ def _compile_failed_warning(device: torch.device, err: Exception) -> None:
     )
 
 
-def _chunk_loss(kind: str, eps: float, gated: bool, p: Tensor, t: Tensor) -> Tensor:
-    """Loss of one chunk of ``(M, 4)`` boxes: two compiled programs (rows to coordinate planes, then the
-    fused kernel on unit-stride planes); the eager kernel where compilation is unavailable."""
+def _chunk(kind: str, eps: float, gated: bool, p: Tensor, t: Tensor, g: Tensor | None = None) -> Tensor:
+    """One chunk of ``(M, 4)`` boxes on the large-batch path: the loss ``(M,)`` if ``g`` is ``None``,
+    else ``g[:, None] * d loss / d p`` ``(M, 4)``. Two compiled programs (rows to coordinate planes, then
+    the fused kernel on unit-stride planes); the eager kernel where compilation is unavailable."""
     dev = p.device.type
     if _compilable(p.device):
         try:
             pp, tp = _compiled_call(("planes", dev), lambda: _planes_pair, p, t)
-            return _compiled_call(
-                ("loss", kind, gated, dev), lambda: _loss_program(kind, gated), pp, tp, _eps=eps
-            )
-        except Exception as err:  # no C++ compiler, no triton, ...: the eager kernel gives the same values
-            _compile_failed_warning(p.device, err)
-    return _run_kernel(kind, eps, gated, False, p, t)[0]
-
-
-def _chunk_grad(kind: str, eps: float, gated: bool, p: Tensor, t: Tensor, g: Tensor) -> Tensor:
-    """``g[:, None] * d loss / d p`` of one chunk, ``(M, 4)``, as :func:`_chunk_loss` computes the loss."""
-    dev = p.device.type
-    if _compilable(p.device):
-        try:
-            pp, tp = _compiled_call(("planes", dev), lambda: _planes_pair, p, t)
+            if g is None:
+                make = lambda: _loss_program(kind, gated)  # noqa: E731
+                return _compiled_call(("loss", kind, gated, dev), make, pp, tp, _eps=eps)
             make = lambda: _grad_program(kind, gated)  # noqa: E731
             return _compiled_call(("grad", kind, gated, dev), make, pp, tp, g, _eps=eps)
-        except Exception as err:
+        except Exception as err:  # no C++ compiler, no triton, ...: the eager kernel gives the same values
             _compile_failed_warning(p.device, err)
-    planes = _run_kernel(kind, eps, gated, True, p, t)[1]
-    assert planes is not None
-    return planes.t() * g[:, None]
+    loss, planes = _run_kernel(kind, eps, gated, g is not None, p, t)
+    return loss if g is None else planes.t() * g[:, None]
 
 
 def _scale(grad_out: Tensor, planes: Tensor, out: Tensor) -> None:
@@ -298,7 +287,7 @@ class _BoxLoss(torch.autograd.Function):
             loss = p.new_empty(m)
             for s in range(0, m, _CHUNK):
                 e = min(s + _CHUNK, m)
-                loss[s:e] = _chunk_loss(kind, eps, gated, p[s:e], t[s:e])
+                loss[s:e] = _chunk(kind, eps, gated, p[s:e], t[s:e])
             ctx.save_for_backward(p, t, None, None)
             return loss
         loss, gp = _run_kernel(kind, eps, gated, need_p, p, t)
@@ -330,9 +319,9 @@ class _BoxLoss(torch.autograd.Function):
             for s in range(0, m, _CHUNK):
                 e = min(s + _CHUNK, m)
                 if out_p is not None:
-                    out_p[s:e] = _chunk_grad(ctx.kind, ctx.eps, ctx.gated, p[s:e], t[s:e], grad_out[s:e])
+                    out_p[s:e] = _chunk(ctx.kind, ctx.eps, ctx.gated, p[s:e], t[s:e], grad_out[s:e])
                 if out_t is not None:
-                    out_t[s:e] = _chunk_grad(ctx.kind, ctx.eps, ctx.gated, t[s:e], p[s:e], grad_out[s:e])
+                    out_t[s:e] = _chunk(ctx.kind, ctx.eps, ctx.gated, t[s:e], p[s:e], grad_out[s:e])
         else:
             if out_p is not None:
                 _scale(grad_out, gp, out_p)
