@@ -45,7 +45,7 @@ CHUNK_BUDGET_BYTES = 4 * 2**20
 # recomputes only the others (each recomputed chunk costs one more matrix product). Measured at batch
 # 512, embedding 512, 100,000 classes on a 2-core CPU (fp32, relative to the three bare matrix
 # products): 32 MiB -> about 1.38x, 48-64 MiB -> 1.3x, 128 MiB -> 1.2x, all of them (195 MiB) -> 1.12x.
-# 48 MiB keeps the peak workspace under 10% of the unfused path's (about 67 of 783 MiB). Raise it
+# 48 MiB keeps the peak workspace under 10% of the unfused path's (63 of 783 MiB measured). Raise it
 # (``losskit.functional.fused.KEEP_BUDGET_BYTES = ...``) to trade memory for time.
 KEEP_BUDGET_BYTES = 48 * 2**20
 
