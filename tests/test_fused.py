@@ -180,6 +180,41 @@ def test_single_class_gives_zero_loss_with_finite_gradient():
     assert torch.isfinite(x.grad).all() and torch.isfinite(w.grad).all()
 
 
+@pytest.mark.parametrize(("name", "phi", "ref"), MARGINS, ids=[m[0] for m in MARGINS])
+@pytest.mark.parametrize("keep", [0, 1 << 30], ids=["recompute", "keep"])
+def test_cos_plus_minus_one_and_logits_past_100(name, phi, ref, keep, monkeypatch):
+    # rows whose target centre is the embedding itself (cos = 1) or its negation (cos = -1), others
+    # exactly parallel to a non-target centre; scale 150 puts logits at +-150: finite everywhere, and the
+    # same loss and gradients as the unfused path
+    monkeypatch.setattr(fused, "KEEP_BUDGET_BYTES", keep)
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(6, 5, generator=gen, dtype=D64)
+    w = torch.randn(4, 5, generator=gen, dtype=D64)
+    y = torch.tensor([0, 1, 2, 3, 0, 1])
+    w[0], w[1], w[3] = x[0] * 2.0, -x[1], x[2] * 0.5  # cos = 1, cos = -1, a non-target at cos = 1
+    x, w = x.requires_grad_(True), w.requires_grad_(True)
+    v = torch.ones(6, dtype=D64)
+    scale = 150.0 if name != "sphereface" else None
+    got_loss = LF.margin_softmax_loss(
+        x,
+        w,
+        y,
+        target_logit=phi,
+        scale=x.norm(dim=1) if scale is None else scale,
+        chunk_size=3,
+        reduction="none",
+    )
+    got = (got_loss, *torch.autograd.grad(got_loss.sum(), (x, w)))
+    cos = F.normalize(x, dim=1) @ F.normalize(w, dim=1).T
+    want_loss = ref(cos, y, x.norm(dim=1) if scale is None else scale)
+    want = (want_loss, *torch.autograd.grad((want_loss * v).sum(), (x, w)))
+    for g, r in zip(got, want):
+        assert torch.isfinite(g).all()
+        # 1e-6, not 1e-10: at cos = +-1 an angular margin's slope in cos is at its steepest, and it
+        # amplifies the ulp by which the two paths' cosines differ there (measured: 3e-8 relative)
+        torch.testing.assert_close(g, r, rtol=1e-6, atol=1e-6)
+
+
 def test_weight_and_reductions_match_unfused():
     x, w, y = _data(10, 9, 5)
     wt = torch.rand(10, dtype=D64)
