@@ -17,6 +17,7 @@ import torch.distributed as dist
 from torch import nn
 
 from losskit import distributed as LD
+from losskit.distributed import margin as LDM
 
 D_IN, D, C = 5, 6, 11
 MARGIN = 0.5
@@ -98,7 +99,8 @@ def _margin(world: int, rank: int, group) -> dict:
     # Partial-FC: the kept centres are drawn from a generator seeded per rank
     x, w = _leaf(data["x"][rows]), _leaf(data["w"][cls])
     t_block = data["y"] - cls.start
-    keep = LD._partial_fc_index(t_block, cls.stop - cls.start, 0.5, torch.Generator().manual_seed(100 + rank))
+    gen = torch.Generator().manual_seed(100 + rank)
+    keep = LDM._partial_fc_index(t_block, cls.stop - cls.start, 0.5, gen)
     loss = LD.class_parallel_margin_loss(
         x, w, data["y"][rows], target_logit=arcface_logit, scale=20.0, process_group=group,
         sample_rate=0.5, generator=torch.Generator().manual_seed(100 + rank), chunk_size=3,

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 import _dist_workers as W
 from losskit import distributed as LD
+from losskit.distributed import margin as LDM
 from losskit.functional import fused
 
 FN = "class_parallel_margin_loss"
@@ -191,10 +192,10 @@ def test_class_shard_matches_tensor_split():
 def test_partial_fc_keeps_every_positive():
     g = torch.Generator().manual_seed(0)
     t = torch.tensor([3, 3, 17, -4, 9, 40])  # block positions; -4 and 40 belong to other ranks
-    keep = LD._partial_fc_index(t, 20, 0.25, g)
+    keep = LDM._partial_fc_index(t, 20, 0.25, g)
     assert keep.tolist() == sorted(set(keep.tolist()))
     assert {3, 9, 17} <= set(keep.tolist()) and len(keep) == 5  # int(0.25 * 20) = 5 >= 3 positives
-    keep = LD._partial_fc_index(t, 20, 0.1, g)  # int(2.0) = 2 < 3 positives: exactly the positives
+    keep = LDM._partial_fc_index(t, 20, 0.1, g)  # int(2.0) = 2 < 3 positives: exactly the positives
     assert keep.tolist() == [3, 9, 17]
 
 

@@ -118,3 +118,104 @@ def check_choice(fn: str, name: str, value: object, choices: Sequence[str]) -> N
     if value not in choices:
         listed = ", ".join(repr(c) for c in choices[:-1]) + f" or {choices[-1]!r}"
         raise ValueError(f"{fn}: {name} must be {listed}; got {value!r}")
+
+
+# --------------------------------------------------------------------------------------------------
+# class-index labels: every class-index loss goes through check_class_indices
+# --------------------------------------------------------------------------------------------------
+
+
+def _plain(t: Tensor) -> Tensor:
+    """The ordinary tensor under ``torch.func`` wrappers (vmap/grad levels), for value checks only."""
+    from torch._C._functorch import get_unwrapped, is_functorch_wrapped_tensor
+
+    while is_functorch_wrapped_tensor(t):
+        t = get_unwrapped(t)
+    return t
+
+
+def check_class_indices(
+    fn: str, name: str, target: Tensor, num_classes: int, *, ignore_index: int | None = None
+) -> Tensor:
+    """Check that integer class labels lie in ``[0, num_classes)`` (or equal ``ignore_index``).
+
+    Every integer dtype is accepted (``uint8``, ``int32``, ...); ``bool`` is not. The range check costs
+    no synchronisation: on CPU the values are already on the host and a label out of range raises a
+    ``ValueError`` naming ``fn``, ``name``, the first bad value and the valid range; on an accelerator
+    a device-side assertion (``torch._assert_async``, as torch's own ``cross_entropy``) fails the
+    next synchronising call instead; on the ``meta`` device there is nothing to check. Under
+    ``torch.compile`` the device-side assertion is used on every device (a Python branch on a value
+    would break the graph).
+
+    Returns:
+        ``target`` as ``int64`` (a no-op for ``int64`` input).
+    """
+    check_integer(fn, name, target)
+    t = target.long()
+    if t.device.type == "meta" or t.numel() == 0:
+        return t
+    valid = (t >= 0) & (t < num_classes)
+    if ignore_index is not None:
+        valid = valid | (t == ignore_index)
+    if torch.compiler.is_compiling() or t.device.type != "cpu":
+        torch._assert_async(
+            valid.all(), f"{fn}: {name} holds a class index outside [0, {num_classes})"
+        )
+        return t
+    plain_valid = _plain(valid)
+    if not bool(plain_valid.all()):
+        plain_t = _plain(t)
+        bad = plain_t[~plain_valid]
+        allowed = f"[0, {num_classes})" + ("" if ignore_index is None else f" or {ignore_index}")
+        raise ValueError(
+            f"{fn}: {name} must hold class indices in {allowed}; got {bad.numel()} outside it, "
+            f"the first {int(bad[0])}"
+        )
+    return t
+
+
+# --------------------------------------------------------------------------------------------------
+# devices, autocast and the output dtype
+# --------------------------------------------------------------------------------------------------
+
+
+def check_same_device(fn: str, *named: tuple[str, object]) -> None:
+    """Raise ``ValueError`` unless every tensor among ``(name, value)`` pairs is on the first one's device.
+
+    ``None`` and non-tensors are skipped. A 0-dim CPU tensor may accompany tensors on another device,
+    as torch allows for scalars.
+    """
+    first: tuple[str, Tensor] | None = None
+    for name, value in named:
+        if not isinstance(value, Tensor):
+            continue
+        if first is None:
+            first = (name, value)
+            continue
+        if value.device != first[1].device and not (value.dim() == 0 and value.device.type == "cpu"):
+            raise ValueError(
+                f"{fn}: expected {name} on the device of {first[0]} ({first[1].device}), "
+                f"got {name} on {value.device}"
+            )
+
+
+def autocast_enabled(device_type: str) -> bool:
+    """Whether ``torch.autocast`` is active for ``device_type`` (False where autocast does not exist)."""
+    return torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type)
+
+
+def output_dtype(input: Tensor) -> torch.dtype:
+    """The dtype a loss returns, torch's rule: float32 for float16/bfloat16 ``input`` inside
+    ``torch.autocast`` on its device (losses are on autocast's float32 list), ``input``'s otherwise."""
+    if input.dtype in _LOW_PRECISION and autocast_enabled(input.device.type):
+        return torch.float32
+    return input.dtype
+
+
+def no_autocast(device: torch.device):
+    """A context that switches autocast off on ``device`` (losses compute in float32 or wider)."""
+    import contextlib
+
+    if torch.amp.is_autocast_available(device.type):
+        return torch.autocast(device_type=device.type, enabled=False)
+    return contextlib.nullcontext()

@@ -1,25 +1,83 @@
-"""Thin ``nn.Module`` wrappers over :mod:`losskit.functional`; Parameters and buffers live only here."""
+"""Thin ``nn.Module`` wrappers over :mod:`losskit.functional`; Parameters and buffers live only here.
+
+Each family module lists its public names in its own ``__all__``; this package re-exports them one per
+line (a test checks that the two agree).
+"""
 
 from __future__ import annotations
 
-from importlib import import_module
-
-_FAMILIES = (
-    "regression",
-    "classification",
-    "focal",
-    "ghm",
-    "iou",
-    "margin",
-    "feature_margin",
-    "metric",
+from .classification import (
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+)
+from .feature_margin import (
+    L2SoftmaxLoss,
+    LargeMarginSoftmaxLoss,
+    SubCenterArcFaceLoss,
+)
+from .focal import (
+    SigmoidFocalLoss,
+    SoftmaxFocalLoss,
+)
+from .ghm import (
+    GHMCLoss,
+    GHMRLoss,
+)
+from .iou import (
+    CompleteBoxIoULoss,
+    DistanceBoxIoULoss,
+    GeneralizedBoxIoULoss,
+    IoULoss,
+)
+from .margin import (
+    AMSoftmaxLoss,
+    ArcFaceLoss,
+    CombinedMarginLoss,
+    CosFaceLoss,
+    NormFaceLoss,
+    SphereFaceLoss,
+)
+from .metric import (
+    BatchContrastiveLoss,
+    CenterLoss,
+    ContrastiveLoss,
+    TripletLoss,
+    TripletMarginLoss,
+)
+from .regression import (
+    HuberLoss,
+    L1Loss,
+    MSELoss,
+    SmoothL1Loss,
 )
 
-__all__: list[str] = []
-for _family in _FAMILIES:
-    _module = import_module(f"{__name__}.{_family}")
-    for _name in _module.__all__:
-        globals()[_name] = getattr(_module, _name)
-        __all__.append(_name)
-__all__.sort()
-del _family, _module, _name
+__all__ = [
+    "AMSoftmaxLoss",
+    "ArcFaceLoss",
+    "BCEWithLogitsLoss",
+    "BatchContrastiveLoss",
+    "CenterLoss",
+    "CombinedMarginLoss",
+    "CompleteBoxIoULoss",
+    "ContrastiveLoss",
+    "CosFaceLoss",
+    "CrossEntropyLoss",
+    "DistanceBoxIoULoss",
+    "GHMCLoss",
+    "GHMRLoss",
+    "GeneralizedBoxIoULoss",
+    "HuberLoss",
+    "IoULoss",
+    "L1Loss",
+    "L2SoftmaxLoss",
+    "LargeMarginSoftmaxLoss",
+    "MSELoss",
+    "NormFaceLoss",
+    "SigmoidFocalLoss",
+    "SmoothL1Loss",
+    "SoftmaxFocalLoss",
+    "SphereFaceLoss",
+    "SubCenterArcFaceLoss",
+    "TripletLoss",
+    "TripletMarginLoss",
+]
