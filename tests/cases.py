@@ -34,10 +34,14 @@ class Case:
     mean_is_mean_of_none: bool = True
     # False where 'none' does not return one entry per sample along dim 0 (batch-split test)
     batch_split: bool = True
-    compile: bool = False  # part of the torch.compile subset
     stateful: bool = False  # holds buffers that must round-trip through state_dict
     low_precision: bool = True  # accepts float16/bfloat16 inputs
     extra_functions: tuple[str, ...] = field(default_factory=tuple)  # other public names it covers
+    # the key of an integer class-index tensor and its range [0, num_classes): out-of-range rows
+    labels: str | None = None
+    num_classes: int | None = None
+    # torch.func.vmap over a batch of calls; False only where vmap has no meaning (say why in the case)
+    vmap: bool = True
 
 
 _FAMILIES = ("regression", "classification", "focal", "ghm", "boxes", "margin", "metric", "scale")

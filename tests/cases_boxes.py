@@ -50,7 +50,6 @@ CASES = [
         _pair,
         lambda d, r: LF.complete_box_iou_loss(**d, reduction=r),
         lambda r: LN.CompleteBoxIoULoss(reduction=r),
-        compile=True,
     ),
     Case(
         "complete_box_iou_loss",

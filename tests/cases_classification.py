@@ -24,7 +24,6 @@ CASES = [
         _binary,
         lambda d, r: LF.binary_cross_entropy_with_logits(**d, reduction=r),
         lambda r: LN.BCEWithLogitsLoss(reduction=r),
-        compile=True,
     ),
     Case(
         "cross_entropy",

@@ -24,7 +24,6 @@ CASES = [
         _binary,
         lambda d, r: LF.sigmoid_focal_loss(**d, reduction=r),
         lambda r: LN.SigmoidFocalLoss(reduction=r),
-        compile=True,
     ),
     Case(
         "softmax_focal_loss",

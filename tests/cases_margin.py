@@ -35,7 +35,7 @@ _CENTERS = torch.randn((C * K, D), generator=torch.Generator().manual_seed(8), d
 
 
 def _w(d):
-    return _W.to(d["input"].dtype)
+    return _W.to(d["input"].device, d["input"].dtype)
 
 
 def _subcenter_cosine(x, centers):
@@ -71,7 +71,6 @@ CASES = [
         "arcface_loss",
         _cosine,
         lambda d, r: LF.arcface_loss(d["input"], d["target"], scale=16.0, reduction=r),
-        compile=True,
     ),
     Case(
         "combined_margin_loss",
@@ -90,7 +89,7 @@ CASES = [
         "subcenter_arcface_loss",
         _features,
         lambda d, r: LF.subcenter_arcface_loss(
-            _subcenter_cosine(d["input"], _CENTERS.to(d["input"].dtype)),
+            _subcenter_cosine(d["input"], _CENTERS.to(d["input"].device, d["input"].dtype)),
             d["target"],
             subcenters=K,
             scale=16.0,

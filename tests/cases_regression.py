@@ -17,7 +17,6 @@ CASES = [
         _pair,
         lambda d, r: LF.l1_loss(**d, reduction=r),
         lambda r: LN.L1Loss(reduction=r),
-        compile=True,
     ),
     Case("mse_loss", _pair, lambda d, r: LF.mse_loss(**d, reduction=r), lambda r: LN.MSELoss(reduction=r)),
     Case(
@@ -25,7 +24,6 @@ CASES = [
         _pair,
         lambda d, r: LF.smooth_l1_loss(**d, beta=0.5, reduction=r),
         lambda r: LN.SmoothL1Loss(beta=0.5, reduction=r),
-        compile=True,
     ),
     Case(
         "huber_loss",

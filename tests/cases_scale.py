@@ -32,7 +32,7 @@ def _cosine(x, centers):
 def _fused(d, r, phi, scale):
     x = d["input"]
     return LF.margin_softmax_loss(
-        x, _W.to(x.dtype), d["target"], target_logit=phi, scale=scale, chunk_size=CHUNK, reduction=r
+        x, _W.to(x.device, x.dtype), d["target"], target_logit=phi, scale=scale, chunk_size=CHUNK, reduction=r
     )
 
 

@@ -25,6 +25,9 @@ TOLERANCES: dict[torch.dtype, tuple[float, float]] = {
 
 DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16]
 
+# every device-parametrised test runs on the CPU, and on CUDA where a GPU is present
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
 
 @pytest.fixture(autouse=True)
 def _seed():
