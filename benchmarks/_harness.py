@@ -459,6 +459,7 @@ class Row:
     mem_ratio: float | None = None  # peak / baseline's peak
     floor_fraction: float | None = None  # (bytes_moved / bandwidth) / median
     flops_fraction: float | None = None  # (flops / matmul rate) / median
+    cold_ms: float | None = None  # first forward+backward in a fresh process, empty compile cache
     error: str | None = None
     notes: str = ""
     extra: dict = field(default_factory=dict)

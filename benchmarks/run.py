@@ -21,7 +21,9 @@ import argparse
 import importlib.util
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -128,6 +130,8 @@ def collect(quick: bool, only: set[str] | None, bench_dir: Path = BENCH_DIR) -> 
             if only is not None and not ({stem, getattr(b, "family", None), getattr(b, "name", None)} & only):
                 continue
             problems = check_bench(b)
+            if not problems:
+                b._file_stem = stem  # where the cold probe finds it again
             if problems:
                 name = str(getattr(b, "name", path.name))
                 failures.append(
@@ -139,6 +143,44 @@ def collect(quick: bool, only: set[str] | None, bench_dir: Path = BENCH_DIR) -> 
 
 
 # --------------------------------------------------------------------------------------------------
+# cold start: the first call in a fresh process
+# --------------------------------------------------------------------------------------------------
+
+# Whose first call is measured: losskit's (the default path must not stall) and the baseline's.
+COLD_CANDIDATES = ("losskit",)
+
+
+def cold_probe(stem: str, bench: str, candidate: str, quick: bool, threads: int) -> float:
+    """In this (fresh) process: seconds of the first forward + backward of one candidate."""
+    torch.set_num_threads(threads)
+    module = load_module(BENCH_DIR / f"bench_{stem}.py")
+    found = [b for b in module.benchmarks(quick) if b.name == bench]
+    if not found:
+        raise SystemExit(f"no bench {bench!r} in bench_{stem}.py")
+    b = found[0]
+    fn = b.candidates[candidate]
+    inputs = b.setup()
+    t0 = time.perf_counter()
+    fn(inputs).backward()
+    return time.perf_counter() - t0
+
+
+def cold_first_call(stem: str, b: Any, candidate: str, quick: bool, threads: int) -> float | None:
+    """Seconds of ``candidate``'s first call at benchmark size in a fresh interpreter whose compile caches
+    (inductor, triton) are empty; None if the probe failed."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=cache, TRITON_CACHE_DIR=cache)
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--cold-probe", stem, b.name, candidate]
+        cmd += ["--threads", str(threads)] + (["--quick"] if quick else [])
+        try:
+            out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=True)
+            return float(out.stdout.strip().splitlines()[-1])
+        except (subprocess.SubprocessError, ValueError, IndexError):
+            return None
+
+
+# --------------------------------------------------------------------------------------------------
 # running one bench
 # --------------------------------------------------------------------------------------------------
 
@@ -147,7 +189,9 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b is not None and b > 0 else None
 
 
-def run_bench(b: Any, machine: H.Machine, plan: H.TimingPlan, log=print) -> list[H.Row]:
+def run_bench(
+    b: Any, machine: H.Machine, plan: H.TimingPlan, log=print, cold: tuple[str, bool, int] | None = None
+) -> list[H.Row]:
     """Time and measure every candidate of ``b``; one row per candidate, in the bench's order."""
     rows = {
         name: H.Row(b.name, b.family, b.size, name, "n/a", baseline=name == b.baseline, notes=b.notes)
@@ -181,6 +225,9 @@ def run_bench(b: Any, machine: H.Machine, plan: H.TimingPlan, log=print) -> list
         if b.flops and rows[name].median_ms:
             floor_ms = b.flops / (machine.matmul_gflops * 1e9) * 1e3
             rows[name].flops_fraction = floor_ms / rows[name].median_ms
+        if cold is not None and (name in COLD_CANDIDATES or name == b.baseline):
+            seconds = cold_first_call(cold[0], b, name, cold[1], cold[2])
+            rows[name].cold_ms = None if seconds is None else seconds * 1e3
     base = rows[b.baseline]
     for r in rows.values():
         if r.status == "ok" and base.status == "ok":
@@ -196,7 +243,9 @@ def run_bench(b: Any, machine: H.Machine, plan: H.TimingPlan, log=print) -> list
 # reporting
 # --------------------------------------------------------------------------------------------------
 
-COLUMNS = ["bench", "size", "candidate", "median ms", "IQR ms", "peak MiB", "time ×", "mem ×", "floor"]
+COLUMNS = [
+    "bench", "size", "candidate", "median ms", "IQR ms", "peak MiB", "time ×", "mem ×", "floor", "cold ms",
+]  # fmt: skip
 
 
 def _num(x: float | None, fmt: str) -> str:
@@ -215,9 +264,9 @@ def _floor(r: H.Row) -> str:
 def cells(r: H.Row) -> list[str]:
     cand = r.candidate + (" (baseline)" if r.baseline else "")
     if r.status == "n/a":
-        return [r.bench, r.size, cand, "n/a", "", "", "", "", "not installed"]
+        return [r.bench, r.size, cand, "n/a", "", "", "", "", "not installed", ""]
     if r.status == "failed":
-        return [r.bench, r.size, cand, "failed", "", "", "", "", r.error or ""]
+        return [r.bench, r.size, cand, "failed", "", "", "", "", r.error or "", ""]
     return [
         r.bench,
         r.size,
@@ -228,6 +277,7 @@ def cells(r: H.Row) -> list[str]:
         _num(r.time_ratio, ".2f"),
         _num(r.mem_ratio, ".2f"),
         _floor(r),
+        "" if r.cold_ms is None else f"{r.cold_ms:.0f}",
     ]
 
 
@@ -255,7 +305,7 @@ def print_table(rows: list[H.Row], meta: dict[str, Any], plain: bool = False) ->
         return
     table = Table(title="losskit forward+backward", caption=_machine_line(meta))
     for i, c in enumerate(COLUMNS):
-        table.add_column(c, justify="right" if 3 <= i <= 7 else "left", overflow="fold")
+        table.add_column(c, justify="right" if 3 <= i <= 7 or i == 9 else "left", overflow="fold")
     for r in rows:
         style = {"failed": "red", "n/a": "dim"}.get(r.status)
         table.add_row(*cells(r), style=style)
@@ -265,14 +315,14 @@ def print_table(rows: list[H.Row], meta: dict[str, Any], plain: bool = False) ->
 def to_markdown(rows: list[H.Row], meta: dict[str, Any]) -> str:
     head = (
         "| bench | size | candidate | median ms | IQR ms | peak MiB | time vs baseline "
-        "| memory vs baseline | floor reached |"
+        "| memory vs baseline | floor reached | cold first call ms |"
     )
     lines = [
         "<!-- generated by benchmarks/run.py; do not edit by hand -->",
         f"Forward + backward, {_machine_line(meta)}.",
         "",
         head,
-        "|---|---|---|--:|--:|--:|--:|--:|---|",
+        "|---|---|---|--:|--:|--:|--:|--:|---|--:|",
     ]
     for r in rows:
         c = cells(r)
@@ -282,7 +332,9 @@ def to_markdown(rows: list[H.Row], meta: dict[str, Any]) -> str:
         "",
         "time/memory vs baseline: ratio to the row marked baseline (below 1 is better). floor reached: the "
         "time the bytes that must move would take at the measured copy bandwidth (bw), or the FLOPs at the "
-        "measured matmul rate (mm), as a fraction of the measured time.",
+        "measured matmul rate (mm), as a fraction of the measured time. cold first call: the first "
+        "forward + backward at this size in a fresh process with empty compile caches (losskit and the "
+        "baseline).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -346,11 +398,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--budget", type=float, help="timed seconds per candidate (default: 2, quick: 0.3)")
     p.add_argument("--plain", action="store_true", help="plain-text table even if rich is installed")
     p.add_argument("--list", action="store_true", help="list the benches and exit")
+    p.add_argument("--no-cold", action="store_true", help="skip the cold first-call probes")
+    p.add_argument("--cold-probe", nargs=3, metavar=("FAMILY", "BENCH", "CANDIDATE"), help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.cold_probe:
+        print(cold_probe(*args.cold_probe, quick=args.quick, threads=args.threads))
+        return 0
     only = (
         {s.strip().removeprefix("bench_") for s in args.only.split(",") if s.strip()} if args.only else None
     )
@@ -383,7 +440,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for b in benches:
             t0 = time.perf_counter()
             print(f"{b.family}/{b.name} ({b.size}) ...", file=sys.stderr, flush=True)
-            rows += run_bench(b, machine, plan, log=lambda s: print(s, file=sys.stderr))
+            stem = getattr(b, "_file_stem", None) or b.family
+            cold = None if args.no_cold else (stem, args.quick, args.threads)
+            rows += run_bench(b, machine, plan, log=lambda s: print(s, file=sys.stderr), cold=cold)
             print(f"  done in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
     finally:
         torch.set_num_threads(old_threads)
