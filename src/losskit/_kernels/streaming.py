@@ -1,0 +1,551 @@
+r"""The streaming softmax engine: log-sum-exp over class blocks without an ``(N, C)`` tensor (private).
+
+One engine for every softmax over many classes whose logits are a product of rows and class vectors:
+the margin softmax of face recognition (:func:`losskit.functional.margin_softmax_loss`, single process
+and class-parallel) and the cross-entropy of a language-model head over a large vocabulary. It streams
+over blocks of ``chunk_size`` classes with an online log-sum-exp (Milakov and Gimelshein 2018), keeps
+the logits of the first blocks that fit ``keep_budget`` bytes for backward and recomputes the others,
+and writes the class-vector gradient block by block into the one buffer that becomes ``weight.grad``.
+No ``(N, C)`` tensor is ever made.
+
+What a block's logits are
+-------------------------
+For rows :math:`x_i` (``(N, D)``, compute dtype) and class vectors :math:`w_j` (``(C, D)``, any float
+dtype, kept as they are: master weights stay in their own dtype and are cast block by block):
+
+.. math::
+    v_{ij} = x_i \cdot u_j + b_j, \qquad z_{ij} = \operatorname{cap}(s_i\, v_{ij}), \qquad
+    u_j = \begin{cases} w_j / \max(\lVert w_j\rVert, \epsilon) & \texttt{normalize} \\ w_j \end{cases}
+
+with an optional per-row scale :math:`s_i` (``scale``, receives a gradient; ``None`` is 1), optional
+class biases :math:`b_j` (``bias``, receives a gradient) and ``cap(a) = c tanh(a / c)`` when
+``softcap=c`` is given (identity otherwise); :math:`\epsilon = 10^{-12}` as ``F.normalize``.
+
+What it returns
+---------------
+:func:`softmax_stats` returns three per-row statistics, each ``(N,)`` in the compute dtype, and they
+are differentiable: their upstream gradients ARE the per-row coefficients of the closed-form backward,
+so the loss itself is written after the engine in plain torch ops (margins, label smoothing, z-loss,
+ignored rows, weights, reductions) and autograd supplies the coefficients.
+
+* ``lse``: :math:`\log \sum_{j \in J_i} e^{z_{ij}}` over the included classes :math:`J_i` (every class,
+  or every class but the row's target with ``exclude_target=True``); ``-inf`` where :math:`J_i` is
+  empty.
+* ``target``: :math:`v_{i t_i}`, the target's value BEFORE scale and cap (the cosine for the margin
+  losses, the raw target logit for an LM head); 0 for a row whose target is not among these classes.
+* ``logit_sum``: :math:`\sum_{j \in J_i} z_{ij}` when ``with_sum=True`` (label smoothing needs it);
+  zeros (and no gradient) otherwise.
+
+Backward: with upstream gradients :math:`\alpha_i` (of ``lse``), :math:`\tau_i` (of ``target``) and
+:math:`\beta_i` (of ``logit_sum``), the gradient w.r.t. a logit is
+:math:`G_{ij} = (\alpha_i p_{ij} + \beta_i)\,\operatorname{cap}'(\cdot)` on the included classes, with
+:math:`p_{ij} = e^{z_{ij} - \text{lse}_i}` recomputed (or read from the kept logits) block by block; the
+target term :math:`\tau_i` is added once per row through :math:`v_{it_i}`. When :math:`\beta = 0` and
+there is no cap (the margin losses), the row factor :math:`\alpha_i` is applied to the ``(N, D)`` side
+instead of the ``(N, k)`` block: one element-wise pass less per block.
+
+Classes sharded over ranks (``group``)
+--------------------------------------
+``weight`` (and ``bias``) then hold this rank's block of classes and ``target`` the positions of the
+targets in this block (anything outside ``[0, C_local)``: another rank's class). The blocks are streamed
+locally, then the row maxima are all-reduced (max) and the rescaled sums, target values and logit sums
+all-reduced (sum) through :mod:`losskit._comm`, so every rank holds the global statistics. Two row
+layouts:
+
+* ``row_sizes=[n_0, n_1, ...]`` (*sharded rows*, the class-parallel margin loss): each rank passes its
+  own ``x`` and ``scale`` (``n_rank`` rows) and ``target`` for the rows of ALL ranks in rank order (the
+  caller gathers the labels: it may need them first, e.g. for Partial-FC sampling). The engine
+  all-gathers ``x`` and ``scale``, returns this rank's rows, and in backward all-gathers the per-row
+  coefficients and reduce-scatters the row gradients: every rank receives exactly the single-process
+  gradient of its own tensors.
+* ``row_sizes=None`` (*replicated rows*, tensor-parallel vocabulary as in Megatron-LM): every rank
+  passes the same rows and targets and gets the statistics of all rows; the loss built on them is the
+  same on every rank; backward all-reduces the row gradients (each rank's is the part through its own
+  classes) and leaves the class gradients local.
+
+The caller makes sure every rank calls with matching shapes, dtypes and options (the margin loss
+exchanges an argument summary first: see ``losskit._comm.exchange_summary``).
+
+Interface summary (for a new loss on this engine)
+-------------------------------------------------
+``softmax_stats(x, weight, target, *, scale=None, bias=None, normalize=False, softcap=None,
+exclude_target=False, with_sum=False, chunk_size=None, keep_budget=KEEP_BUDGET, group=None,
+row_sizes=None) -> (lse, target, logit_sum)``. ``x`` must already be in the compute dtype (float32 for
+float16/bfloat16 inputs: the engine accumulates in ``x.dtype``), autocast must be off (wrap the call in
+``losskit.functional._validation.no_autocast``), ``target`` is ``int64``. ``eligible(*tensors)`` says
+whether the engine may run (the shared rule ``losskit._kernels.eager_autograd``); elsewhere run the
+loss's definition. The engine makes no host synchronisation (the collectives of the sharded case
+aside), holds no state and creates every tensor on the inputs' device. Its backward is not itself
+differentiable (no double backward: the definition provides that).
+
+References:
+    Milakov and Gimelshein, "Online normalizer calculation for softmax", 2018.
+    https://arxiv.org/abs/1805.02867
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from . import eager_autograd
+
+__all__ = ["KEEP_BUDGET", "auto_chunk_size", "eligible", "softmax_stats"]
+
+# Forward keeps the logits of as many leading blocks as fit in this many bytes, so that backward
+# recomputes only the others (each recomputed block costs one more matrix product). Measured at batch
+# 512, embedding 512, 100,000 classes on a 2-core CPU (fp32, relative to the three bare matrix
+# products): 32 MiB -> about 1.38x, 48-64 MiB -> 1.3x, 128 MiB -> 1.2x, all of them (195 MiB) -> 1.12x.
+# 48 MiB keeps the peak workspace under 10% of the unfused path's. The default of ``keep_budget``.
+KEEP_BUDGET = 48 * 2**20
+
+# chunk_size=None: classes per block such that one (N, chunk) block of logits, and one (chunk, D)
+# block of class vectors, takes at most this many bytes. Measured on a 2-core CPU at N = D = 512: 2048
+# classes per block run each block's matrix products at full BLAS speed while the blocks stay in cache.
+_CHUNK_BYTES = 4 * 2**20
+
+# F.normalize's default: norms are clamped to at least this before dividing.
+_EPS = 1e-12
+
+
+def eligible(*tensors: Tensor | None) -> bool:
+    """Whether the engine may replace a loss's definition: eager autograd (see ``eager_autograd``)."""
+    return eager_autograd(*tensors)
+
+
+def auto_chunk_size(rows: int, dim: int, num_classes: int, dtype: torch.dtype) -> int:
+    """Classes per block so that ``(rows, chunk)`` and ``(chunk, dim)`` blocks take at most 4 MiB."""
+    itemsize = torch.finfo(dtype).bits // 8
+    per_class = max(rows, dim, 1) * itemsize
+    return max(1, min(max(num_classes, 1), _CHUNK_BYTES // per_class))
+
+
+def _keep_blocks(rows: int, chunk: int, dtype: torch.dtype, budget: int) -> int:
+    """How many leading ``(rows, chunk)`` blocks of logits fit in ``budget`` bytes."""
+    itemsize = torch.finfo(dtype).bits // 8
+    return budget // max(rows * chunk * itemsize, 1)
+
+
+def _exp_floor(dtype: torch.dtype) -> float:
+    """Just above log(smallest normal): exp() of anything lower is clamped here (see _forward_loop)."""
+    return math.log(torch.finfo(dtype).tiny) + 1.0
+
+
+def _mask_targets(z: Tensor, t: Tensor, start: int, value: float) -> None:
+    """Set ``z[i, t[i] - start] = value`` in place where the target falls in this block of columns."""
+    k = z.shape[1]
+    idx = t - start
+    inside = (idx >= 0) & (idx < k)
+    idx = idx.clamp(0, k - 1)[:, None]  # rows whose target is elsewhere rewrite one entry unchanged
+    z.scatter_(1, idx, torch.where(inside[:, None], value, z.gather(1, idx)))
+
+
+def _flat(buf: Tensor, rows: int, cols: int) -> Tensor:
+    """A ``(rows, cols)`` view of the front of a flat workspace (reused block after block: a fresh
+    multi-megabyte allocation per block costs page faults that take longer than the element-wise work)."""
+    return buf[: rows * cols].view(rows, cols)
+
+
+@dataclass(frozen=True)
+class _Config:
+    """The non-tensor arguments of one engine call."""
+
+    normalize: bool
+    softcap: float | None
+    exclude_target: bool
+    with_sum: bool
+    chunk: int
+    keep: int  # leading blocks whose logits forward keeps
+    group: Any
+    row_sizes: tuple[int, ...] | None  # sharded rows; None: replicated (or one process)
+    rank: int
+
+
+class _Blocks:
+    """Block ``a:b`` of the class vectors and the logits of all rows against it, in the compute dtype."""
+
+    def __init__(self, x: Tensor, w: Tensor, s: Tensor | None, b: Tensor | None, inv_norm, cfg: _Config):
+        self.x, self.w, self.s, self.b, self.inv_norm, self.cfg = x, w, s, b, inv_norm, cfg
+        self.dt = x.dtype
+        self.xs = x if s is None else x * s[:, None]  # (N, D): scaling the rows scales every logit
+        k = min(cfg.chunk, w.shape[0])
+        cast = inv_norm is not None or w.dtype != self.dt
+        self.wbuf = x.new_empty(k * x.shape[1]) if cast else None
+
+    def vectors(self, a: int, b: int) -> Tensor:
+        """``u`` for classes ``a:b``, ``(k, D)``: unit (``normalize``) or cast rows of ``w``."""
+        w = self.w[a:b]
+        if self.wbuf is None:
+            return w
+        out = _flat(self.wbuf, b - a, w.shape[1])
+        if self.inv_norm is None:
+            return out.copy_(w)
+        return torch.mul(w, self.inv_norm[a:b, None], out=out)
+
+    def logits(self, u: Tensor, a: int, b: int, out: Tensor) -> Tensor:
+        """``z = cap(s * (x . u + bias))`` for classes ``a:b`` into ``out`` ``(N, k)``."""
+        z = torch.mm(self.xs, u.T, out=out)
+        if self.b is not None:
+            bias = self.b[a:b].to(self.dt)[None, :]
+            if self.s is None:
+                z.add_(bias)
+            else:
+                z.addcmul_(self.s[:, None], bias)
+        c = self.cfg.softcap
+        if c is not None:
+            z.div_(c).tanh_().mul_(c)
+        return z
+
+
+def _forward_loop(blk: _Blocks, t: Tensor, kept: list[Tensor]) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Online (max, sum of exp) over the included logits of every row; logit sums if asked."""
+    cfg, x, w = blk.cfg, blk.x, blk.w
+    n = x.shape[0]
+    floor = _exp_floor(blk.dt)
+    row_max = x.new_full((n,), -math.inf)
+    row_sum = x.new_zeros(n)
+    logit_sum = x.new_zeros(n) if cfg.with_sum else None
+    zbuf = x.new_empty(n * min(cfg.chunk, w.shape[0]))  # (N, chunk) workspace
+    for a in range(0, w.shape[0], cfg.chunk):
+        b = min(a + cfg.chunk, w.shape[0])
+        save = len(kept) < cfg.keep
+        z = blk.logits(blk.vectors(a, b), a, b, x.new_empty(n, b - a) if save else _flat(zbuf, n, b - a))
+        if logit_sum is not None:
+            if cfg.exclude_target:
+                _mask_targets(z, t, a, 0.0)
+            logit_sum += z.sum(dim=1)
+        if cfg.exclude_target:
+            _mask_targets(z, t, a, -math.inf)
+        new_max = torch.maximum(row_max, z.amax(dim=1))
+        seen = new_max > -math.inf  # False: every class so far excluded, nothing to add
+        shift = torch.where(seen, new_max, 0.0)[:, None]
+        if save:
+            kept.append(z)  # (masked) logits, saved so that backward need not recompute this block
+            e = torch.sub(z, shift, out=_flat(zbuf, n, b - a))
+        else:
+            e = z.sub_(shift)
+        # exp() of arguments below the floor would give denormals, which take a slow path in the CPU's
+        # exp (10x); each clamped term adds < 1e-37 to a sum that is >= 1 (the max term), invisible
+        block = e.clamp_min_(floor).exp_().sum(dim=1)
+        row_sum = row_sum * torch.exp(row_max - shift[:, 0]) + torch.where(seen, block, 0.0)
+        row_max = new_max
+    return row_max, row_sum, logit_sum
+
+
+def _target_vectors(blk: _Blocks, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Per row: whether its target is in this block, its (clamped) position and ``u_t`` ``(N, D)``."""
+    c = blk.w.shape[0]
+    inside = (t >= 0) & (t < c)
+    idx = t.clamp(0, max(c - 1, 0))
+    u_t = blk.w[idx].to(blk.dt)
+    if blk.inv_norm is not None:
+        u_t = u_t * blk.inv_norm[idx, None]
+    return inside, idx, u_t
+
+
+def _target_values(blk: _Blocks, t: Tensor) -> Tensor:
+    """``v_t = x . u_t + b_t`` for rows whose target is in this block, 0 elsewhere."""
+    if blk.w.shape[0] == 0:
+        return blk.x.new_zeros(blk.x.shape[0])
+    inside, idx, u_t = _target_vectors(blk, t)
+    v = (blk.x * u_t).sum(dim=1)
+    if blk.b is not None:
+        v = v + blk.b[idx].to(blk.dt)
+    return torch.where(inside, v, 0.0)
+
+
+def _project(u: Tensor, g: Tensor, inv_norm: Tensor) -> Tensor:
+    """The gradient through ``w / max(|w|, eps)`` in place: ``(g - u (u . g)) / |w|`` (u = unit rows);
+    no projection where the norm was clamped."""
+    radial = torch.linalg.vecdot(u, g)[:, None]  # (k, 1) row-wise dots (6x faster than a bmm)
+    return g.addcmul_(u, radial * (inv_norm[:, None] < 1 / _EPS), value=-1.0).mul_(inv_norm[:, None])
+
+
+def _backward_loop(
+    blk: _Blocks,
+    t: Tensor,
+    lse: Tensor,
+    g_lse: Tensor | None,
+    g_t: Tensor | None,
+    g_sum: Tensor | None,
+    kept: tuple[Tensor, ...],
+    need: tuple[bool, bool, bool, bool],
+) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:
+    """Gradients w.r.t. ``x``, ``w``, ``scale``, ``bias`` of ``sum_i (g_lse lse + g_t v_t + g_sum S)_i``."""
+    cfg, x, w, s, bias = blk.cfg, blk.x, blk.w, blk.s, blk.b
+    need_x, need_w, need_s, need_b = need
+    n, d = x.shape
+    dt = blk.dt
+    floor = _exp_floor(dt)
+    zeros = x.new_zeros(n)
+    alpha = zeros if g_lse is None else g_lse
+    # the fast form (no logit-sum gradient, no cap): G = alpha p, with alpha applied on the (N, D) side
+    fast = g_sum is None and cfg.softcap is None
+    row = alpha if fast else x.new_ones(n)  # the row factor left out of the (N, k) block
+    sr = row if s is None else row * s  # (N,)
+    gxs = x * sr[:, None] if need_w else None  # (N, D): dL/du_j = sum_i G_ij s_i x_i
+    neg_lse = -torch.where(torch.isfinite(lse), lse, 0.0)[:, None]  # rows without classes: all p = 0
+    acc = torch.zeros_like(x)  # (N, D): sum_j G_ij u_j
+    acc_b = x.new_zeros(n) if bias is not None and need_s else None  # sum_j G_ij b_j
+    gw = torch.empty_like(w) if need_w else None  # (C, D) in the class vectors' own dtype
+    gb = torch.empty_like(bias) if bias is not None and need_b else None
+    k = min(cfg.chunk, w.shape[0])
+    pbuf = x.new_empty(n * k)
+    zbuf = None if fast else x.new_empty(n * k)
+    direct = gw is not None and gw.dtype == dt  # write each block's gradient straight into gw
+    gbuf = None if direct or not need_w else x.new_empty(k * d)
+    plain = bias is None and cfg.softcap is None  # logits are one product: recompute them with addmm
+    for i, a in enumerate(range(0, w.shape[0], cfg.chunk)):
+        b = min(a + cfg.chunk, w.shape[0])
+        u = blk.vectors(a, b)
+        p = _flat(pbuf, n, b - a)
+        z: Tensor | None = None  # the block's logits, where the cap's derivative needs them
+        if i < len(kept):
+            z = kept[i]
+            torch.add(z, neg_lse, out=p)  # logit - lse, from the logits saved in forward
+        elif plain and fast:
+            torch.addmm(neg_lse, blk.xs, u.T, out=p)  # logit - lse, recomputed in one product
+        elif fast:
+            blk.logits(u, a, b, p).add_(neg_lse)  # logit - lse, recomputed
+        else:
+            assert zbuf is not None
+            z = blk.logits(u, a, b, _flat(zbuf, n, b - a))
+            torch.add(z, neg_lse, out=p)
+        # the block's softmax probabilities; clamping avoids exp's slow denormal path (probabilities
+        # < 1e-37 of a row summing to 1)
+        p.clamp_min_(floor).exp_()
+        if not fast:
+            assert z is not None
+            p.mul_(alpha[:, None])
+            if g_sum is not None:
+                p.add_(g_sum[:, None])
+            if cfg.softcap is not None:
+                p.mul_(1 - (z / cfg.softcap).square())  # cap'(a) = 1 - tanh^2 = 1 - (z / c)^2
+        if cfg.exclude_target:
+            _mask_targets(p, t, a, 0.0)  # G of an excluded class is 0 (also where cap' gave -inf)
+        if need_x or need_s:
+            acc.addmm_(p, u)
+        if acc_b is not None:
+            acc_b.addmv_(p, bias[a:b].to(dt))
+        if gb is not None:
+            gb[a:b] = torch.mv(p.T, sr).to(gb.dtype)
+        if gw is None:
+            continue
+        assert gxs is not None
+        gu = torch.mm(p.T, gxs, out=gw[a:b] if direct else _flat(gbuf, b - a, d))  # (k, D)
+        if blk.inv_norm is not None:
+            _project(u, gu, blk.inv_norm[a:b])
+        if not direct:
+            gw[a:b] = gu
+    gx = acc * sr[:, None] if need_x else None
+    gs = None
+    if need_s:
+        gs = torch.linalg.vecdot(x, acc) if acc_b is None else torch.linalg.vecdot(x, acc) + acc_b
+        gs = gs * row
+    if g_t is not None and w.shape[0] > 0 and t.numel() > 0:
+        # the target term, once for all rows (the projection is linear: adding it after the blocks
+        # equals adding it inside them): d v_t / d (x, u_t, b_t) = (u_t, x, 1)
+        inside, idx, u_t = _target_vectors(blk, t)
+        gt = torch.where(inside, g_t, 0.0)  # the target of another rank's class is that rank's
+        if gx is not None:
+            gx = gx + gt[:, None] * u_t
+        if gw is not None:
+            gc = gt[:, None] * x  # (N, D)
+            if blk.inv_norm is not None:
+                radial = (u_t * gc).sum(dim=1, keepdim=True) * (blk.inv_norm[idx, None] < 1 / _EPS)
+                gc = (gc - u_t * radial) * blk.inv_norm[idx, None]
+            gw.index_add_(0, idx, gc.to(gw.dtype))
+        if gb is not None:
+            gb.index_add_(0, idx, gt.to(gb.dtype))
+    return gx, gw, gs, gb
+
+
+def _gather(local: Tensor, cfg: _Config) -> Tensor:
+    from .. import _comm
+
+    assert cfg.row_sizes is not None
+    return _comm.all_gather_rows(local, list(cfg.row_sizes), cfg.group)
+
+
+class _SoftmaxStats(torch.autograd.Function):
+    """``(lse, target, logit_sum)`` per row, and the intermediates backward needs (non-differentiable).
+
+    Inputs: rows ``x`` (N, D) in the compute dtype, class vectors ``w`` (C, D) in their own dtype,
+    targets ``t`` (M,) (positions in ``w``), per-row scales ``s`` (N,) or None, biases ``b`` (C,) or
+    None, and a ``_Config``. Extra outputs (``lse`` of every row, 1 / the class norms, the gathered
+    rows and scales, the kept logit blocks) are empty where unused.
+    """
+
+    @staticmethod
+    def forward(x: Tensor, w: Tensor, t: Tensor, s: Tensor | None, b: Tensor | None, cfg: _Config):
+        dt = x.dtype
+        sharded = cfg.row_sizes is not None
+        none = x.new_empty(0)
+        x_all, s_all = x, s
+        if sharded:
+            # every rank's rows (and scales) in one collective
+            rows = _gather(x if s is None else torch.cat([x, s[:, None]], dim=1), cfg)
+            x_all, s_all = (rows, None) if s is None else (rows[:, :-1], rows[:, -1])
+        # (C,) 1 / max(|w|, eps) as F.normalize clamps (multiplying by it is much faster than dividing)
+        inv_norm = None
+        if cfg.normalize:
+            inv_norm = torch.linalg.vector_norm(w, dim=1, dtype=dt).clamp_min_(_EPS).reciprocal_()
+        blk = _Blocks(x_all, w, s_all, b, inv_norm, cfg)
+        kept: list[Tensor] = []
+        row_max, row_sum, logit_sum = _forward_loop(blk, t, kept)
+        target = _target_values(blk, t)
+        if cfg.group is None:
+            lse = row_max + torch.log(row_sum)  # -inf where a row has no included class
+        else:
+            from .. import _comm
+
+            gmax = _comm.all_reduce(row_max.clone(), _comm.dist.ReduceOp.MAX, cfg.group)
+            shift = torch.where(torch.isfinite(gmax), gmax, 0.0)  # no class anywhere: -inf; NaN: NaN
+            parts = [row_sum * torch.exp(row_max - shift), target]
+            if logit_sum is not None:
+                parts.append(logit_sum)
+            packed = _comm.all_reduce(torch.stack(parts), _comm.dist.ReduceOp.SUM, cfg.group)
+            lse, target = torch.log(packed[0]) + shift, packed[1]
+            logit_sum = packed[2] if logit_sum is not None else None
+        if logit_sum is None:
+            logit_sum = torch.zeros_like(lse)
+        lse_all = none
+        if sharded:
+            start = sum(cfg.row_sizes[: cfg.rank])
+            stop = start + cfg.row_sizes[cfg.rank]
+            lse_all = lse
+            lse, target, logit_sum = (v[start:stop].clone() for v in (lse, target, logit_sum))
+        return (
+            lse,
+            target,
+            logit_sum,
+            lse_all,
+            none if inv_norm is None else inv_norm,
+            x_all if sharded else none,
+            s_all if sharded and s_all is not None else none,
+            *kept,
+        )
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
+        x, w, t, s, b, cfg = inputs
+        lse, _, logit_sum, lse_all, inv_norm, x_all, s_all, *kept = output
+        ctx.mark_non_differentiable(lse_all, inv_norm, x_all, s_all, *kept)
+        if not cfg.with_sum:
+            ctx.mark_non_differentiable(logit_sum)
+        ctx.set_materialize_grads(False)
+        ctx.cfg = cfg
+        sharded = cfg.row_sizes is not None
+        rows = x_all if sharded else x
+        srows = s_all if sharded and s is not None else s
+        ctx.save_for_backward(
+            x, rows, w, t, srows, b, lse_all if sharded else lse, inv_norm if cfg.normalize else None, *kept
+        )
+
+    @staticmethod
+    @once_differentiable  # the block loop writes into workspaces: no double backward
+    def backward(ctx: Any, g_lse, g_t, g_sum, *_):
+        x, rows, w, t, srows, b, lse, inv_norm, *kept = ctx.saved_tensors
+        cfg: _Config = ctx.cfg
+        need = ctx.needs_input_grad
+        need_x, need_w = need[0], need[1]
+        need_s, need_b = srows is not None and need[3], b is not None and need[4]
+        if not cfg.with_sum:
+            g_sum = None
+        if cfg.row_sizes is not None:
+            # every rank's per-row coefficients, in rank order (each rank back-propagates its own rows)
+            grads = (g_lse, g_t, g_sum)
+            cols = [g if g is not None else x.new_zeros(x.shape[0]) for g in grads]
+            every = _gather(torch.stack(cols, dim=1), cfg)  # (M, 3)
+            g_lse, g_t, g_sum = (None if g is None else every[:, i].contiguous() for i, g in enumerate(grads))
+        blk = _Blocks(rows, w, srows, b, inv_norm, cfg)
+        gx, gw, gs, gb = _backward_loop(
+            blk, t, lse, g_lse, g_t, g_sum, tuple(kept), (need_x, need_w, need_s, need_b)
+        )
+        if cfg.group is not None and (gx is not None or gs is not None):
+            from .. import _comm
+
+            # the row gradients are partial (through this rank's classes only): sum them over ranks
+            parts = [gx if gx is not None else rows.new_zeros(rows.shape[0], 0)]
+            if gs is not None:
+                parts.append(gs[:, None])
+            packed = torch.cat(parts, dim=1)
+            if cfg.row_sizes is not None:
+                packed = _comm.reduce_scatter_rows(packed, list(cfg.row_sizes), cfg.rank, cfg.group)
+            else:
+                packed = _comm.all_reduce(packed, _comm.dist.ReduceOp.SUM, cfg.group)
+            d = rows.shape[1] if gx is not None else 0
+            gx = packed[:, :d] if gx is not None else None
+            gs = packed[:, d] if gs is not None else None
+        return gx, gw, None, gs, gb, None
+
+
+def softmax_stats(
+    x: Tensor,
+    weight: Tensor,
+    target: Tensor,
+    *,
+    scale: Tensor | None = None,
+    bias: Tensor | None = None,
+    normalize: bool = False,
+    softcap: float | None = None,
+    exclude_target: bool = False,
+    with_sum: bool = False,
+    chunk_size: int | None = None,
+    keep_budget: int = KEEP_BUDGET,
+    group: Any = None,
+    row_sizes: list[int] | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-row ``(lse, target, logit_sum)`` of the streamed softmax; see the module docstring.
+
+    Args:
+        x: rows, ``(N, D)``, in the compute dtype (this rank's rows with ``row_sizes``).
+        weight: class vectors, ``(C, D)``, any floating dtype (this rank's block with ``group``).
+        target: ``(M,)`` int64 positions of each row's target in ``weight``; outside ``[0, C)``: not
+            here. ``M = N`` except with ``row_sizes``, where it covers every rank's rows in rank order.
+        scale: per-row scales ``(N,)`` in ``x``'s dtype, or None (1).
+        bias: class biases ``(C,)``, or None.
+        normalize: divide each class vector by its norm (clamped at 1e-12) before the product.
+        softcap: ``c`` of ``c * tanh(a / c)`` applied to each scaled logit, or None.
+        exclude_target: leave each row's target class out of the log-sum-exp (and of ``logit_sum``).
+        with_sum: also return the per-row sum of the included logits, with its gradient.
+        chunk_size: classes per block; None picks it from a 4 MiB budget (:func:`auto_chunk_size`).
+        keep_budget: bytes of logits forward keeps for backward (0: recompute every block).
+        group: a ``torch.distributed`` group the classes are sharded over, or None.
+        row_sizes: every rank's number of rows (sharded rows), or None (replicated rows).
+
+    Returns:
+        ``(lse, target, logit_sum)``, each ``(N,)`` in ``x``'s dtype.
+    """
+    rank = 0
+    if group is not None:
+        from .. import _comm
+
+        rank = _comm.world(group)[0]
+    else:
+        row_sizes = None  # one process: the rows are all the rows
+    rows = sum(row_sizes) if row_sizes is not None else x.shape[0]
+    chunk = (
+        chunk_size if chunk_size is not None else auto_chunk_size(rows, x.shape[1], weight.shape[0], x.dtype)
+    )
+    grad = torch.is_grad_enabled() and any(
+        v is not None and v.requires_grad for v in (x, weight, scale, bias)
+    )
+    cfg = _Config(
+        normalize=normalize,
+        softcap=None if softcap is None else float(softcap),
+        exclude_target=exclude_target,
+        with_sum=with_sum,
+        chunk=chunk,
+        keep=_keep_blocks(rows, chunk, x.dtype, keep_budget) if grad else 0,
+        group=group,
+        row_sizes=None if row_sizes is None else tuple(row_sizes),
+        rank=rank,
+    )
+    out = _SoftmaxStats.apply(x, weight, target, scale, bias, cfg)
+    return out[0], out[1], out[2]
