@@ -270,3 +270,199 @@ def test_cross_entropy_module_rejects_bad_arguments():
         LN.CrossEntropyLoss(ignore_index="x")
     with pytest.raises(TypeError, match="CrossEntropyLoss: weight must be a floating-point"):
         LN.CrossEntropyLoss(weight=torch.ones(3, dtype=torch.long))
+
+
+# --------------------------------------------------------------------------- cross-entropy: divisors
+
+
+def test_cross_entropy_zero_weight_class_divides_as_torch():
+    # every target in a class of weight 0: torch's divisor is 0 and its mean NaN (0/0 for the NLL
+    # part); with label_smoothing=0.1 the clamped divisor of old gave 2.46e37 instead
+    x = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    t = torch.zeros(4, dtype=torch.long)
+    w = torch.tensor([0.0, 1.0, 1.0], dtype=torch.float64)
+    for eps in (0.0, 0.1):
+        got = LF.cross_entropy(x, t, w, label_smoothing=eps)
+        want = F.cross_entropy(x, t, w, label_smoothing=eps)
+        assert torch.isnan(want)
+        torch.testing.assert_close(got, want, equal_nan=True)
+
+
+@pytest.mark.parametrize(
+    ("weight", "target"),
+    [
+        ([-1.0, -2.0, 0.5], [0, 1, 1, 2]),  # the targets' weight sum: -1 - 2 - 2 + 0.5 = -4.5
+        ([1.0, -1.0, 0.25], [0, 1, 0, 1]),  # 1 - 1 + 1 - 1 = 0: torch's inf or NaN, unclamped
+        ([2.0, -3.0, 0.0], [0, 1, 1, 2]),  # 2 - 3 - 3 + 0 = -4
+    ],
+    ids=["negative_sum", "zero_sum", "negative_with_zero_class"],
+)
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+def test_cross_entropy_weights_summing_to_zero_or_less_match_torch(weight, target, eps):
+    x = torch.tensor([[2.0, 0.0, -1.0], [0.5, -0.5, 1.5], [1.0, 1.0, 0.0], [0.0, 3.0, -2.0]])
+    x = x.double().requires_grad_()
+    t, w = torch.tensor(target), torch.tensor(weight, dtype=torch.float64)
+    got = LF.cross_entropy(x, t, w, label_smoothing=eps)
+    want = F.cross_entropy(x, t, w, label_smoothing=eps)
+    torch.testing.assert_close(got, want, equal_nan=True, rtol=1e-12, atol=0)
+    if torch.isfinite(want):
+        torch.testing.assert_close(_grad(got, x), _grad(want, x), rtol=1e-12, atol=1e-14)
+
+
+def test_cross_entropy_negative_divisor_golden():
+    # logits (0, 0): log-softmax -log 2 in both classes; weights (-1, 3), targets (0, 0, 1):
+    # sum = -w_y log p = (-1 - 1 + 3) log 2 = log 2; divisor -1 - 1 + 3 = 1  -> log 2
+    x = torch.zeros(3, 2, dtype=torch.float64)
+    got = LF.cross_entropy(x, torch.tensor([0, 0, 1]), torch.tensor([-1.0, 3.0], dtype=torch.float64))
+    assert got.item() == pytest.approx(math.log(2), rel=1e-15)
+    # targets (0, 0): sum = -2 log 2 over divisor -2 -> log 2, positive (old: clamped, -inf)
+    got = LF.cross_entropy(x[:2], torch.tensor([0, 0]), torch.tensor([-1.0, 3.0], dtype=torch.float64))
+    assert got.item() == pytest.approx(math.log(2), rel=1e-15)
+
+
+def test_cross_entropy_empty_and_all_ignored_k_dim_give_zero_with_gradient():
+    for x, t in [
+        (torch.randn(0, 4, 3, requires_grad=True), torch.zeros(0, 3, dtype=torch.long)),
+        (torch.randn(2, 4, 3, requires_grad=True), torch.full((2, 3), 7)),
+    ]:
+        loss = LF.cross_entropy(x, t, torch.rand(4), ignore_index=7, label_smoothing=0.2)
+        assert loss.item() == 0.0 and loss.requires_grad
+        (g,) = torch.autograd.grad(loss, x)
+        assert torch.equal(g, torch.zeros_like(x))
+
+
+# --------------------------------------------------------------------------- cross-entropy: targets
+
+
+@pytest.mark.parametrize("ignore_index", [0, 3])
+def test_cross_entropy_probability_targets_with_ignore_index_raise_as_torch(ignore_index):
+    x, p = torch.randn(3, 4), torch.softmax(torch.randn(3, 4), 1)
+    with pytest.raises(RuntimeError, match="ignore_index is not supported"):
+        F.cross_entropy(x, p, ignore_index=ignore_index)
+    with pytest.raises(
+        ValueError,
+        match=rf"cross_entropy: ignore_index is not supported for probability .* ignore_index={ignore_index}",
+    ):
+        LF.cross_entropy(x, p, ignore_index=ignore_index)
+    with pytest.raises(ValueError, match="CrossEntropyLoss: ignore_index is not supported"):
+        LN.CrossEntropyLoss(ignore_index=ignore_index)(x, p)
+
+
+def test_cross_entropy_probability_targets_with_negative_ignore_index_as_torch():
+    # torch accepts a negative ignore_index with probability targets and ignores it
+    x, p = torch.randn(3, 4, dtype=torch.float64), torch.softmax(torch.randn(3, 4, dtype=torch.float64), 1)
+    torch.testing.assert_close(
+        LF.cross_entropy(x, p, ignore_index=-1), F.cross_entropy(x, p, ignore_index=-1)
+    )
+
+
+@pytest.mark.parametrize("bad", [-1, 5, 1000])
+def test_cross_entropy_labels_out_of_range_are_a_clear_error(bad):
+    x = torch.randn(3, 5)
+    t = torch.tensor([0, bad, 2])
+    with pytest.raises(
+        ValueError, match=rf"cross_entropy: target must hold class indices in \[0, 5\) or -100; .*{bad}"
+    ):
+        LF.cross_entropy(x, t)
+    with pytest.raises(
+        ValueError, match=r"CrossEntropyLoss: target must hold class indices in \[0, 5\) or 1"
+    ):
+        LN.CrossEntropyLoss(ignore_index=1)(x, t)
+
+
+def test_cross_entropy_ignore_index_inside_the_class_range_is_ignored():
+    x = torch.randn(4, 5, dtype=torch.float64)
+    t = torch.tensor([0, 3, 3, 4])
+    for r in REDUCTIONS:
+        torch.testing.assert_close(
+            LF.cross_entropy(x, t, ignore_index=3, reduction=r),
+            F.cross_entropy(x, t, ignore_index=3, reduction=r),
+        )
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64])
+def test_cross_entropy_accepts_every_integer_label_dtype(dtype):
+    x = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([0, 1, 2, 3, 1, 0])
+    w = torch.rand(4, dtype=torch.float64)
+    got = LF.cross_entropy(x, t.to(dtype), w, label_smoothing=0.1)
+    want = F.cross_entropy(x, t, w, label_smoothing=0.1)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
+    torch.testing.assert_close(_grad(got, x), _grad(want, x), rtol=1e-12, atol=1e-15)
+
+
+def test_cross_entropy_vmap_over_class_indices():
+    # the contract's vmap row differentiates every input, the integer target included; here the labels
+    # are batched by vmap and only the logits differentiated, against a loop of autograd calls
+    gen = torch.Generator().manual_seed(0)
+    xs = torch.randn(3, 5, 4, generator=gen, dtype=torch.float64)
+    ts = torch.randint(0, 4, (3, 5), generator=gen)
+    ts[1, 2] = -100
+    w = torch.tensor([0.5, 1.0, 2.0, 1.5], dtype=torch.float64)
+    for kwargs in ({}, {"weight": w}, {"label_smoothing": 0.1}):
+
+        def f(x, t, kw=kwargs):
+            return LF.cross_entropy(x, t, **kw)
+
+        got = torch.func.vmap(f)(xs, ts)
+        grads = torch.func.vmap(torch.func.grad(f))(xs, ts)
+        for i in range(3):
+            x = xs[i].clone().requires_grad_()
+            want = F.cross_entropy(x, ts[i], **kwargs)
+            torch.testing.assert_close(got[i], want)
+            torch.testing.assert_close(grads[i], torch.autograd.grad(want, x)[0])
+
+
+def test_cross_entropy_all_ignored_under_vmap_and_compile():
+    xs = torch.randn(2, 3, 4)
+    ts = torch.tensor([[-100, -100, -100], [0, 1, -100]])
+    got = torch.func.vmap(LF.cross_entropy)(xs, ts)
+    assert got[0].item() == 0.0
+    torch.testing.assert_close(got[1], F.cross_entropy(xs[1], ts[1]))
+    torch._dynamo.reset()
+    compiled = torch.compile(LF.cross_entropy, fullgraph=True)
+    assert compiled(xs[0], ts[0]).item() == 0.0
+    torch.testing.assert_close(compiled(xs[1], ts[1]), F.cross_entropy(xs[1], ts[1]))
+
+
+def test_classification_modules_name_themselves_in_errors():
+    with pytest.raises(ValueError, match=r"CrossEntropyLoss: expected target of shape \(2,\)"):
+        LN.CrossEntropyLoss()(torch.zeros(2, 3), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"CrossEntropyLoss: expected per-class weight of shape \(3,\)"):
+        LN.CrossEntropyLoss(torch.ones(4))(torch.zeros(2, 3), torch.zeros(2, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"BCEWithLogitsLoss: expected target of the same shape"):
+        LN.BCEWithLogitsLoss()(torch.zeros(2), torch.zeros(3))
+    with pytest.raises(ValueError, match=r"BCEWithLogitsLoss: weight must broadcast"):
+        LN.BCEWithLogitsLoss(torch.ones(3))(torch.zeros(2), torch.zeros(2))
+    with pytest.raises(TypeError, match="BCEWithLogitsLoss: weight must be a floating-point"):
+        LN.BCEWithLogitsLoss(torch.ones(2, dtype=torch.long))
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (
+            lambda: LF.cross_entropy(torch.zeros(2, 3), torch.zeros(2, dtype=torch.long, device="meta")),
+            r"cross_entropy: expected target on the device of input \(cpu\), got target on meta",
+        ),
+        (
+            lambda: LF.cross_entropy(
+                torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), torch.ones(3, device="meta")
+            ),
+            r"cross_entropy: expected weight on the device of input \(cpu\), got weight on meta",
+        ),
+        (
+            lambda: LF.binary_cross_entropy_with_logits(
+                torch.zeros(2), torch.zeros(2), pos_weight=torch.ones(2, device="meta")
+            ),
+            r"binary_cross_entropy_with_logits: expected pos_weight on the device of input \(cpu\)",
+        ),
+        (
+            lambda: LN.BCEWithLogitsLoss(torch.ones(2, device="meta"))(torch.zeros(2), torch.zeros(2)),
+            r"BCEWithLogitsLoss: expected weight on the device of input \(cpu\), got weight on meta",
+        ),
+    ],
+)
+def test_classification_device_mismatch_is_a_clear_error(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

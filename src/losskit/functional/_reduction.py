@@ -23,6 +23,25 @@ def check_reduction(fn: str, reduction: object) -> None:
         raise ValueError(f"{fn}: reduction must be 'none', 'mean' or 'sum'; got {reduction!r}")
 
 
+def reject_legacy_reduction(fn: str, size_average: object, reduce: object) -> None:
+    """Raise ``TypeError`` for torch's deprecated ``size_average``/``reduce`` arguments (any non-None).
+
+    Torch-named losses keep those two parameters in their signature, so positional calls written for
+    torch bind the same way (``L1Loss(None, None, "sum")``), but losskit does not carry the legacy
+    behaviour: the message names the ``reduction`` torch would have derived from them.
+    """
+    if size_average is None and reduce is None:
+        return
+    # torch's _Reduction.legacy_get_string: None counts as True for both
+    keep = reduce is None or bool(reduce)
+    average = size_average is None or bool(size_average)
+    wanted = "none" if not keep else ("mean" if average else "sum")
+    raise TypeError(
+        f"{fn}: size_average and reduce are deprecated (in torch too) and not supported; use "
+        f"reduction={wanted!r} instead; got size_average={size_average!r}, reduce={reduce!r}"
+    )
+
+
 def check_weight(fn: str, weight: Tensor | None, shape: torch.Size | tuple[int, ...]) -> None:
     """Check that a per-element ``weight`` broadcasts to the unreduced loss without changing its shape."""
     if weight is None:
