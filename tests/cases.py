@@ -44,7 +44,7 @@ class Case:
     vmap: bool = True
 
 
-_FAMILIES = ("regression", "classification", "focal", "ghm", "boxes", "margin", "metric", "scale")
+_FAMILIES = ("regression", "classification", "focal", "ghm", "boxes", "margin", "metric", "contrastive", "scale")
 
 
 def all_cases() -> list[Case]:

@@ -174,3 +174,23 @@ def gather_sizes(tensor: Tensor, group: Any) -> tuple[list[int], int]:
     rank, size = world(group)
     n = torch.tensor([[tensor.shape[0]]], dtype=torch.int64, device=tensor.device)
     return all_gather_rows(n, [1] * size, group)[:, 0].tolist(), rank
+
+
+def ring_shift(t: Tensor, group: Any) -> Tensor:
+    """Send ``t`` to the next rank of ``group`` and return the previous rank's tensor (same shape).
+
+    Rank ``r`` sends to ``(r + 1) % W`` and receives from ``(r - 1) % W`` (point-to-point, so on gloo
+    and NCCL alike); after ``k`` shifts rank ``r`` holds what rank ``(r - k) % W`` started with. Every
+    rank must call it with a tensor of the same shape; a no-op without a group or with one rank.
+    """
+    rank, size = world(group)
+    if size == 1:
+        return t
+    right = dist.get_global_rank(group, (rank + 1) % size)
+    left = dist.get_global_rank(group, (rank - 1) % size)
+    out = torch.empty_like(t)
+    send = dist.isend(t.contiguous(), dst=right, group=group)
+    recv = dist.irecv(out, src=left, group=group)
+    send.wait()
+    recv.wait()
+    return out

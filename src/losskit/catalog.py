@@ -164,9 +164,42 @@ CATALOG: tuple[LossInfo, ...] = (
         "Hermans et al., In Defense of the Triplet Loss, 2017",
         "https://arxiv.org/abs/1703.07737",
     ),
+    # contrastive
+    LossInfo(
+        "nt_xent_loss",
+        "NTXentLoss",
+        "contrastive",
+        "NT-Xent / InfoNCE (SimCLR)",
+        "Chen et al., A Simple Framework for Contrastive Learning of Visual Representations, ICML 2020",
+        "https://arxiv.org/abs/2002.05709",
+    ),
+    LossInfo(
+        "supcon_loss",
+        "SupConLoss",
+        "contrastive",
+        "Supervised contrastive (SupCon, L_out)",
+        "Khosla et al., Supervised Contrastive Learning, NeurIPS 2020",
+        "https://arxiv.org/abs/2004.11362",
+    ),
+    LossInfo(
+        "clip_loss",
+        "ClipLoss",
+        "contrastive",
+        "CLIP symmetric image-text cross-entropy",
+        "Radford et al., Learning Transferable Visual Models From Natural Language Supervision, ICML 2021",
+        "https://arxiv.org/abs/2103.00020",
+    ),
+    LossInfo(
+        "siglip_loss",
+        "SigLipLoss",
+        "contrastive",
+        "SigLIP pairwise sigmoid image-text loss",
+        "Zhai et al., Sigmoid Loss for Language Image Pre-Training, ICCV 2023",
+        "https://arxiv.org/abs/2303.15343",
+    ),
 )
 
-FAMILIES: tuple[str, ...] = ("regression", "classification", "focal", "boxes", "margin", "metric")
+FAMILIES: tuple[str, ...] = ("regression", "classification", "focal", "boxes", "margin", "metric", "contrastive")
 
 
 def by_function(name: str) -> LossInfo:

@@ -58,6 +58,12 @@ import torch.distributed as dist
 from torch import Tensor
 
 from .. import _comm
+from .contrastive import (
+    cross_rank_clip_loss,
+    cross_rank_nt_xent_loss,
+    cross_rank_siglip_loss,
+    cross_rank_supcon_loss,
+)
 from .margin import class_parallel_margin_loss, class_shard
 from .metric import cross_rank_batch_contrastive_loss, cross_rank_batch_triplet_loss
 
@@ -66,6 +72,10 @@ __all__ = [
     "class_shard",
     "cross_rank_batch_contrastive_loss",
     "cross_rank_batch_triplet_loss",
+    "cross_rank_clip_loss",
+    "cross_rank_nt_xent_loss",
+    "cross_rank_siglip_loss",
+    "cross_rank_supcon_loss",
     "gather_with_grad",
     "sum_gradients_hook",
 ]

@@ -25,6 +25,12 @@ from .classification import (
     binary_cross_entropy_with_logits,
     cross_entropy,
 )
+from .contrastive import (
+    clip_loss,
+    nt_xent_loss,
+    siglip_loss,
+    supcon_loss,
+)
 from .focal import (
     sigmoid_focal_loss,
     softmax_focal_loss,
@@ -99,6 +105,7 @@ __all__ = [
     "box_convert",
     "box_iou",
     "center_loss",
+    "clip_loss",
     "combined_margin_loss",
     "combined_margin_target_logit",
     "complete_box_iou",
@@ -126,11 +133,13 @@ __all__ = [
     "margin_softmax_loss",
     "mse_loss",
     "normface_loss",
+    "nt_xent_loss",
     "pairwise_box_iou",
     "pairwise_complete_box_iou",
     "pairwise_distance_box_iou",
     "pairwise_generalized_box_iou",
     "semi_hard_triplets",
+    "siglip_loss",
     "sigmoid_focal_loss",
     "smooth_l1_loss",
     "softmax_focal_loss",
@@ -138,6 +147,7 @@ __all__ = [
     "sphereface_loss",
     "sphereface_target_logit",
     "subcenter_arcface_loss",
+    "supcon_loss",
     "triplet_label_masks",
     "triplet_margin_loss",
     "update_centers",

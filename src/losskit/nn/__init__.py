@@ -10,6 +10,12 @@ from .classification import (
     BCEWithLogitsLoss,
     CrossEntropyLoss,
 )
+from .contrastive import (
+    ClipLoss,
+    NTXentLoss,
+    SigLipLoss,
+    SupConLoss,
+)
 from .feature_margin import (
     L2SoftmaxLoss,
     LargeMarginSoftmaxLoss,
@@ -57,6 +63,7 @@ __all__ = [
     "BCEWithLogitsLoss",
     "BatchContrastiveLoss",
     "CenterLoss",
+    "ClipLoss",
     "CombinedMarginLoss",
     "CompleteBoxIoULoss",
     "ContrastiveLoss",
@@ -72,12 +79,15 @@ __all__ = [
     "L2SoftmaxLoss",
     "LargeMarginSoftmaxLoss",
     "MSELoss",
+    "NTXentLoss",
     "NormFaceLoss",
+    "SigLipLoss",
     "SigmoidFocalLoss",
     "SmoothL1Loss",
     "SoftmaxFocalLoss",
     "SphereFaceLoss",
     "SubCenterArcFaceLoss",
+    "SupConLoss",
     "TripletLoss",
     "TripletMarginLoss",
 ]
