@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Create the peers environment `.venv-bench` used only by benchmarks and parity checks.
 #
-# It holds a newer torch than the development environment, torchvision (box losses) and
-# pytorch-metric-learning (metric and margin losses), plus losskit itself installed editable.
+# It holds a newer torch than the development environment, torchvision (box losses),
+# pytorch-metric-learning (metric, margin and contrastive losses) and open_clip (CLIP / SigLIP), plus
+# losskit itself installed editable.
 # Nothing in the test suite needs it. Safe to re-run: an existing environment is reused and a stamp
 # file skips the work once it has completed.
 #
@@ -17,7 +18,8 @@ VENV="${BENCH_VENV:-.venv-bench}"
 TORCH_PIN="torch==2.14.1"
 TORCHVISION_PIN="torchvision==0.29.1"
 PML_PIN="pytorch-metric-learning==2.9.0"
-STAMP="$VENV/.stamp-bench"
+OPEN_CLIP_PIN="open-clip-torch==3.3.0"
+STAMP="$VENV/.stamp-bench-v2"  # v2: open_clip added
 
 if [[ -f "$STAMP" ]]; then
     echo "setup_bench_env: $VENV is ready (remove $STAMP to rebuild)"
@@ -37,11 +39,17 @@ echo "setup_bench_env: installing $TORCH_PIN $TORCHVISION_PIN"
 echo "setup_bench_env: installing $PML_PIN"
 "${PIP[@]}" install --quiet "$PML_PIN" "$TORCH_PIN" numpy scikit-learn tqdm rich
 
+# open_clip (ClipLoss / SigLipLoss parity and benchmarks); its torch/torchvision ranges are open, so the
+# pins are repeated to keep pip from moving them.
+echo "setup_bench_env: installing $OPEN_CLIP_PIN"
+"${PIP[@]}" install --quiet "$OPEN_CLIP_PIN" "$TORCH_PIN" "$TORCHVISION_PIN"
+
 # losskit itself, editable and without dependencies, so the pinned torch above stays.
 echo "setup_bench_env: installing losskit (editable, --no-deps)"
 "${PIP[@]}" install --quiet --no-deps -e .
 
 "$VENV/bin/python" - <<'PY'
+import open_clip
 import pytorch_metric_learning
 import torch
 import torchvision
@@ -50,7 +58,8 @@ import losskit
 
 print(
     f"setup_bench_env: ok torch {torch.__version__}, torchvision {torchvision.__version__}, "
-    f"pytorch-metric-learning {pytorch_metric_learning.__version__}, losskit {losskit.__name__}"
+    f"pytorch-metric-learning {pytorch_metric_learning.__version__}, open_clip {open_clip.__version__}, "
+    f"losskit {losskit.__name__}"
 )
 PY
 touch "$STAMP"
