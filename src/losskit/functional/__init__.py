@@ -9,16 +9,16 @@ that carry a torch name keep torch's signature. Each family module lists its pub
 from __future__ import annotations
 
 from .boxes import (
+    aligned_box_iou,
+    aligned_complete_box_iou,
+    aligned_distance_box_iou,
+    aligned_generalized_box_iou,
     box_area,
     box_convert,
     box_iou,
     complete_box_iou,
     distance_box_iou,
     generalized_box_iou,
-    pairwise_box_iou,
-    pairwise_complete_box_iou,
-    pairwise_distance_box_iou,
-    pairwise_generalized_box_iou,
     validate_boxes,
 )
 from .classification import (
@@ -94,6 +94,10 @@ from .regression import (
 __all__ = [
     "GHMStatistics",
     "TripletStats",
+    "aligned_box_iou",
+    "aligned_complete_box_iou",
+    "aligned_distance_box_iou",
+    "aligned_generalized_box_iou",
     "am_softmax_loss",
     "arcface_loss",
     "arcface_target_logit",
@@ -134,10 +138,6 @@ __all__ = [
     "mse_loss",
     "normface_loss",
     "nt_xent_loss",
-    "pairwise_box_iou",
-    "pairwise_complete_box_iou",
-    "pairwise_distance_box_iou",
-    "pairwise_generalized_box_iou",
     "semi_hard_triplets",
     "siglip_loss",
     "sigmoid_focal_loss",

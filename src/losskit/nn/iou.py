@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from ..functional import iou as B
 from ..functional._reduction import Reduction, check_reduction
-from ..functional._validation import check_choice, check_nonnegative
+from ..functional._validation import check_choice, check_nonnegative, check_positive
 
 __all__ = ["CompleteBoxIoULoss", "DistanceBoxIoULoss", "GeneralizedBoxIoULoss", "IoULoss"]
 
@@ -18,7 +18,7 @@ class IoULoss(nn.Module):
 
     Args:
         mode: ``'linear'`` (``1 - IoU``) or ``'log'`` (``-ln IoU``). Default: ``'linear'``.
-        eps: added to the union, ``>= 0``. Default: ``1e-7``.
+        eps: added to the union, ``>= 0`` (``> 0`` for ``'log'``). Default: ``1e-7``.
         reduction: ``'none'`` | ``'mean'`` | ``'sum'``. Default: ``'mean'``.
 
     Shape:
@@ -31,7 +31,8 @@ class IoULoss(nn.Module):
         super().__init__()
         name = type(self).__name__
         check_choice(name, "mode", mode, ("linear", "log"))
-        self.mode, self.eps = mode, check_nonnegative(name, "eps", eps)
+        check = check_positive if mode == "log" else check_nonnegative  # -ln IoU is floored at eps
+        self.mode, self.eps = mode, check(name, "eps", eps)
         check_reduction(name, reduction)
         self.reduction = reduction
 
@@ -88,7 +89,8 @@ class CompleteBoxIoULoss(nn.Module):
 
     Args:
         gated: zero the aspect term where IoU < 0.5 (journal version). Default: ``False`` (AAAI 2020).
-        eps: added to every denominator that can be 0, ``>= 0``. Default: ``1e-7``.
+        eps: added to the union, the squared diagonal and the denominator of alpha, ``>= 0``.
+            Default: ``1e-7``.
         reduction: ``'none'`` | ``'mean'`` | ``'sum'``. Default: ``'mean'``.
 
     Shape:

@@ -1,0 +1,221 @@
+"""The box family's one fast path: IoU, GIoU, DIoU and CIoU losses with their closed-form gradient.
+
+The definition (:func:`losskit.functional.iou.box_loss_definition`, built on the one measure
+definition :func:`losskit.functional.boxes.overlap`) composes some forty elementwise operations over
+the whole batch, and autograd keeps a dozen of their results for a backward pass of as many again.
+The kernel here computes the same loss with the same floating-point operations in the same order, and
+its gradient in closed form, in one pass over chunks of pairs: each chunk of ``(c, 4)`` predicted and
+target boxes is copied into coordinate planes ``(corner, box, axis, c)``, so that every operation
+runs on unit-stride rows (x and y together, predicted and target box together where the formula
+treats them alike) that stay in cache. Only the loss and the gradient ``(M, 4)`` are allocated at the
+batch's size; the backward pass scales that gradient in place by the upstream gradient and hands it
+over, so nothing else of the batch's size is kept.
+
+Ties follow autograd's rules for the definition: a clamp at 0 passes the gradient, a min or max of
+two equal values shares it equally. ``benchmarks/bench_boxes.py`` measures it at 1M pairs on the CPU,
+the only device it is chosen on (the one it was measured on); float32 and float64 only (the losses
+compute float16/bfloat16 in float32 before they get here). Tested against the definition and
+float64 at the hard cases (identical, degenerate, inverted and point boxes, float16 inputs, NaN).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from . import eager_autograd
+
+__all__ = ["box_loss", "eligible"]
+
+_DTYPES = (torch.float32, torch.float64)
+# (kind, input, target, eps, gated) -> unreduced loss: the definition the kernel computes
+Definition = Callable[[str, Tensor, Tensor, float, bool], Tensor]
+_FOUR_OVER_PI2 = 4.0 / math.pi**2
+# pairs per chunk: the planes and some thirty (2, c) temporaries, about 1 MiB per 1024 pairs (float32),
+# stay in the last-level cache; measured on a 2-core CPU, 1M pairs (benchmarks/bench_boxes.py).
+CHUNK = 1 << 15
+
+
+def eligible(input: Tensor, target: Tensor, weight: Tensor | None, eps: float) -> bool:
+    """Whether :func:`box_loss` may replace the definition of a box loss for this call.
+
+    The shared rule (:func:`losskit._kernels.eager_autograd`: no compile, no ``torch.func``, no forward
+    AD) plus: a CPU float32/float64 ``input`` with a ``target`` of the same dtype, ``eps > 0`` (the
+    definition gives 0/0 its meaning), a gradient to compute for ``input`` and none for ``target``
+    (the kernel wins by computing the gradient with the loss).
+    """
+    return (
+        input.device.type == "cpu"
+        and input.dtype in _DTYPES
+        and target.dtype == input.dtype
+        and eps > 0
+        and torch.is_grad_enabled()
+        and input.requires_grad
+        and not target.requires_grad
+        and input.numel() > 0
+        and eager_autograd(input, target, weight)
+    )
+
+
+def _chunk(kind: str, z: Tensor, eps: float, gated: bool, loss: Tensor, grad: Tensor | None) -> None:
+    """Loss and gradient of one chunk of ``c`` pairs.
+
+    ``z`` holds the chunk's coordinates as planes ``(corner, box, axis, c)``: corner 0 is ``(x1, y1)``
+    and 1 is ``(x2, y2)``, box 0 the prediction and 1 the target. Writes the loss ``(c,)`` into
+    ``loss`` and, unless ``grad`` is ``None``, d loss / d prediction into ``grad`` ``(c, 4)``.
+    """
+    lo, hi = z[0], z[1]  # (box, axis, c)
+    # the forward pass: the definition's operations, in its order
+    d = hi - lo  # raw sides (w, h) of both boxes
+    s = d.clamp_min(0)  # inverted boxes: zero area
+    area = s[:, 0] * s[:, 1]  # (box, c)
+    i_lo = torch.maximum(lo[0], lo[1])  # (axis, c)
+    i_raw = torch.minimum(hi[0], hi[1]).sub_(i_lo)
+    iwh = i_raw.clamp_min(0)
+    inter = iwh[0] * iwh[1]
+    union0 = (area[0] + area[1]).sub_(inter)
+    union = union0 + eps
+    iou = inter / union
+    m = iou
+    if kind in ("giou", "diou", "ciou"):
+        b_hi = torch.maximum(lo, hi)  # each box's corners in order, whatever its orientation
+        b_lo = torch.minimum(lo, hi)
+        cwh = torch.maximum(b_hi[0], b_hi[1]).sub_(torch.minimum(b_lo[0], b_lo[1]))  # enclosing box
+        if kind == "giou":
+            area_c = cwh[0] * cwh[1]
+            c_eps = area_c + eps
+            pen = (area_c - union0).div_(c_eps)
+        else:
+            cw2 = cwh * cwh
+            d_eps = (cw2[0] + cw2[1]).add_(eps)
+            off = (lo[0] + hi[0]).sub_(lo[1] + hi[1])  # twice the centre offset, (axis, c)
+            off2 = off * off
+            pen = (off2[0] + off2[1]).mul_(0.25).div_(d_eps)
+        m = iou - pen
+        if kind == "ciou":
+            ang = torch.atan2(s[:, 0], s[:, 1])  # (box, c); atan2(0, 0) = 0 as the definition's
+            dang = ang[1] - ang[0]
+            v = (dang * dang).mul_(_FOUR_OVER_PI2)
+            alpha = v / (1 - iou).add_(v).add_(eps)
+            if gated:
+                alpha.mul_(torch.ge(iou, 0.5).to(alpha.dtype))
+            m = m - alpha * v
+    if kind == "log":
+        iou_c = iou.clamp_min(eps)
+        torch.neg(torch.log(iou_c), out=loss)
+    else:
+        torch.neg(m, out=loss).add_(1)  # 1 - m
+    if grad is None:
+        return
+
+    # adjoints of the loss with respect to the intersection, the predicted area and the penalty's terms
+    r_u = torch.reciprocal(union)
+    if kind == "log":
+        # d(-ln max(iou, eps)) / d iou = -1 / iou where iou >= eps, 0 below
+        k = torch.ge(iou, eps).to(iou.dtype).div_(iou_c)
+        r_u.mul_(k)
+    g_i = (1 + iou).mul_(r_u).neg_()
+    g_a = iou * r_u
+    g_c = None  # adjoint of the enclosing box's sides (cw, ch)
+    if kind == "giou":
+        r_c = torch.reciprocal(c_eps)
+        g_i.add_(r_c)
+        g_a.sub_(r_c)
+        g_ac = (union * r_c).mul_(r_c)  # d pen / d area_c = union / (area_c + eps)^2
+        g_c = torch.stack((g_ac * cwh[1], g_ac * cwh[0]))
+    elif kind in ("diou", "ciou"):
+        r_d = torch.reciprocal(d_eps)
+        g_c = cwh * (pen * r_d).mul_(-2.0)  # d pen / d (cw, ch) = -2 pen (cw, ch) / diag
+        g_off = off * (0.5 * r_d)  # d pen / d off = off / (2 diag), the same for both corners
+    # the predicted box's sides (w, h): area, and CIoU's angle atan2(w, h)
+    g_s = torch.stack((g_a * s[0, 1], g_a * s[0, 0]))
+    if kind == "ciou":
+        w, h = s[0, 0], s[0, 1]
+        r2 = (w * w).addcmul_(h, h).clamp_min_(torch.finfo(w.dtype).tiny)  # point box: gradient 0
+        t = (alpha * dang).mul_(-2 * _FOUR_OVER_PI2).div_(r2)  # d(alpha v)/d ang * 1 / (w^2 + h^2)
+        g_s[0].addcmul_(t, h)  # d atan2(w, h) / dw = h / (w^2 + h^2)
+        g_s[1].addcmul_(t, w, value=-1.0)  # d atan2(w, h) / dh = -w / (w^2 + h^2)
+    g_s.mul_(torch.ge(d[0], 0).to(g_s.dtype))  # the clamp passes the gradient at 0
+    # the intersection's sides: iw = min(x2, u2) - max(x1, u1), ties shared equally
+    g_w = torch.stack((g_i * iwh[1], g_i * iwh[0])).mul_(torch.ge(i_raw, 0).to(g_s.dtype)).mul_(0.5)
+    g_hi = torch.addcmul(g_w, g_w, (hi[1] - hi[0]).sign_()).add_(g_s)
+    g_lo = torch.addcmul(g_w, g_w, (lo[0] - lo[1]).sign_()).add_(g_s).neg_()
+    if g_c is not None:
+        # cw = max(box corners) - min(box corners): the prediction's extreme corner takes K' (max) or
+        # L' (min) of the gradient, its corner among (x1, x2) the share (1 +- sign(w)) / 2
+        k = (b_hi[0] - b_hi[1]).sign_()
+        el = (b_lo[1] - b_lo[0]).sign_()
+        sig = d[0].sign()
+        a = k - el
+        b = (k + el).add_(2).mul_(sig)
+        g_c.mul_(0.25)
+        g_hi.addcmul_(g_c, a + b)
+        g_lo.addcmul_(g_c, a.sub_(b))
+        if kind != "giou":
+            g_hi.add_(g_off)
+            g_lo.add_(g_off)
+    out = grad.view(-1, 2, 2).permute(1, 2, 0)  # (corner, axis, c) view of the (c, 4) rows
+    out[0].copy_(g_lo)
+    out[1].copy_(g_hi)
+
+
+class _BoxLoss(torch.autograd.Function):
+    """Unreduced box loss of ``(M, 4)`` boxes; the gradient is computed in the forward pass."""
+
+    @staticmethod
+    def forward(p: Tensor, t: Tensor, kind: str, eps: float, gated: bool, chunk: int, definition: Definition):  # type: ignore[override]
+        m = p.shape[0]
+        loss = p.new_empty(m)
+        grad = p.new_empty(m, 4)
+        z = p.new_empty(2, 2, 2, min(chunk, m))
+        for s in range(0, m, chunk):
+            e = min(s + chunk, m)
+            zc = z[..., : e - s] if e - s < z.shape[-1] else z
+            zc[:, 0].copy_(p[s:e].view(-1, 2, 2).permute(1, 2, 0))
+            zc[:, 1].copy_(t[s:e].view(-1, 2, 2).permute(1, 2, 0))
+            _chunk(kind, zc, eps, gated, loss[s:e], grad[s:e])
+        return loss, grad
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        p, t, kind, eps, gated, chunk, definition = inputs
+        ctx.mark_non_differentiable(output[1])
+        ctx.save_for_backward(p, t)
+        ctx.args = (kind, eps, gated, chunk, definition)
+        ctx.grad = output[1]  # not an input or a differentiable output: held by ctx, released below
+
+    @staticmethod
+    def backward(ctx, grad_loss: Tensor, _grad_grad: Tensor | None):  # type: ignore[override]
+        kind, eps, gated, chunk, definition = ctx.args
+        p, t = ctx.saved_tensors
+        grad, ctx.grad = ctx.grad, None
+        if torch.is_grad_enabled():
+            # create_graph=True: the gradient of the definition, differentiable in its turn
+            with torch.enable_grad():
+                loss = definition(kind, p, t, eps, gated)
+                (g,) = torch.autograd.grad(loss, p, grad_loss, create_graph=True)
+            return g, None, None, None, None, None, None
+        if grad is None:  # a second backward pass (retain_graph=True): compute it again
+            grad = _BoxLoss.forward(p.detach(), t, kind, eps, gated, chunk, definition)[1]
+        return grad.mul_(grad_loss.unsqueeze(-1)), None, None, None, None, None, None
+
+
+def box_loss(
+    kind: str,
+    input: Tensor,
+    target: Tensor,
+    eps: float,
+    gated: bool,
+    definition: Definition,
+    chunk: int = CHUNK,
+) -> Tensor:
+    """The unreduced loss ``(M,)`` of ``(M, 4)`` boxes, as ``definition``; see :func:`eligible`.
+
+    ``kind`` is ``'linear'`` or ``'log'`` (the IoU loss), ``'giou'``, ``'diou'`` or ``'ciou'``;
+    ``definition(kind, input, target, eps, gated)`` is the loss's definition, whose gradient a double
+    backward pass differentiates; ``chunk`` is the number of pairs per chunk.
+    """
+    return _BoxLoss.apply(input.contiguous(), target.contiguous(), kind, eps, gated, chunk, definition)[0]
