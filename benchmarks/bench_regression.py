@@ -1,8 +1,10 @@
 """Regression losses (L1, MSE, Smooth L1, Huber) against torch's own kernels.
 
 ``benchmarks(quick)`` follows ``benchmarks/common.py``: 8M float32 elements (quick: 1M), ``input``
-requires grad and ``target`` does not, ``reduction='mean'``. Target: within 1.1x of
-``torch.nn.functional``.
+requires grad and ``target`` does not, ``reduction='mean'``. Target: within 1.05x of
+``torch.nn.functional``'s time. Each loss's definition is torch's own op, so the ratio measures the
+wrapper (argument checks, one device check), except for unweighted reduced L1, where the fast path of
+``losskit._kernels.regression`` is chosen: it must beat torch (time and peak memory) to stay.
 
 Bytes that must move: the forward reads ``input`` and ``target`` (2 x 4N bytes); the backward reads
 them again and writes the gradient of ``input`` (3 x 4N), so 20N bytes in all. (A kernel that kept
@@ -49,11 +51,12 @@ def _call(fn, kwargs: dict, inputs: dict) -> torch.Tensor:
 
 def benchmarks(quick: bool) -> list[Bench]:
     n = 1 << 20 if quick else 1 << 23
+    size = f"{n // (1 << 20)}M"
     return [
         Bench(
             name=name,
             family="regression",
-            size=f"{n // (1 << 20)}M",
+            size=size,
             setup=functools.partial(_setup, n),
             candidates={
                 "losskit": functools.partial(_call, ours, kwargs),
@@ -61,7 +64,8 @@ def benchmarks(quick: bool) -> list[Bench]:
             },
             baseline="torch",
             bytes_moved=5 * n * ELEMENT_BYTES,
-            notes="float32, reduction='mean'; target: within 1.1x of torch.nn.functional",
+            notes="float32, reduction='mean'; target: within 1.05x of torch.nn.functional"
+            + ("; losskit: the reduced-L1 fast path" if name == "l1_loss" else ""),
         )
         for name, (ours, theirs, kwargs) in LOSSES.items()
     ]

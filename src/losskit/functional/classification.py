@@ -138,7 +138,7 @@ def _cross_entropy(
                 # torch); only where no target is counted (all ignored, or none at all) torch's
                 # 0/0 becomes 0. The gradient through the unselected branch is exactly 0.
                 counted = (target != ignore_index).any()
-                out = torch.where(counted, out, out.new_zeros(()))
+                out = torch.where(counted, out, 0.0)
     return out.to(out_dtype)
 
 
