@@ -209,6 +209,7 @@ def _metric(world: int, rank: int, group) -> dict:
     for name, fn, kwargs in [
         ("triplet_batch_hard", LD.cross_rank_batch_triplet_loss, {"mining": "batch_hard", "margin": 0.3}),
         ("triplet_batch_all", LD.cross_rank_batch_triplet_loss, {"mining": "batch_all", "margin": 0.3}),
+        ("triplet_semi_hard", LD.cross_rank_batch_triplet_loss, {"mining": "semi_hard", "margin": 0.3}),
         ("contrastive", LD.cross_rank_batch_contrastive_loss, {"margin": 1.5}),
     ]:
         e = _leaf(data["e"][rows])
@@ -216,10 +217,51 @@ def _metric(world: int, rank: int, group) -> dict:
         loss.backward()
         out[name] = (loss.detach(), e.grad)
     e = _leaf(data["e"][rows])
+    loss, stats = LD.cross_rank_batch_triplet_loss(
+        e, data["labels"][rows], process_group=group, mining="batch_all", margin=0.3, return_stats=True,
+        weight=data["weight"][rows], reduction="sum",
+    )  # fmt: skip
+    loss.backward()
+    out["triplet_stats"] = (loss.detach(), e.grad, tuple(stats))
+    e = _leaf(data["e"][rows])
     gathered = LD.gather_with_grad(e, group)
     # each rank's own term: its rows of the gathered tensor dotted with coefficients of all rows
     (gathered * gather_coef(world, rank)).sum().backward()
     out["gather"] = (gathered.detach(), e.grad)
+    return out
+
+
+def metric_mismatches() -> dict:
+    """Cross-rank metric calls where the last rank passes one argument differently: (fn, common
+    keyword arguments, the last rank's). Each must raise the same clear error on every rank."""
+    t, c = "triplet", "contrastive"
+    return {
+        "mismatch_reduction_none": (t, {}, {"reduction": "none"}),
+        "mismatch_reduction_sum": (t, {}, {"reduction": "sum"}),
+        "mismatch_return_stats": (t, {}, {"return_stats": True}),
+        "mismatch_mining": (t, {}, {"mining": "batch_all"}),
+        "mismatch_distance": (t, {}, {"distance": "squared_euclidean"}),
+        "mismatch_soft_margin": (t, {}, {"soft_margin": True}),
+        "mismatch_margin": (t, {}, {"margin": 0.3}),
+        "mismatch_requires_grad": (t, {}, {"requires_grad": False}),
+        "mismatch_contrastive_reduction": (c, {}, {"reduction": "none"}),
+        "mismatch_contrastive_margin": (c, {"margin": 1.0}, {"margin": 2.0}),
+    }
+
+
+def _metric_mismatch(world: int, rank: int, group) -> dict:
+    data = global_data(world)
+    rows = row_slice(world, rank)
+    last = rank == world - 1
+    out = {}
+    for name, (kind, common, differs) in metric_mismatches().items():
+        kwargs = {**common, **(differs if last else {})}
+        e = data["e"][rows].clone().requires_grad_(kwargs.pop("requires_grad", True))
+        fn = LD.cross_rank_batch_triplet_loss if kind == "triplet" else LD.cross_rank_batch_contrastive_loss
+        out[name] = _outcome(fn, e, data["labels"][rows], process_group=group, **kwargs)
+    t = torch.ones(1)
+    dist.all_reduce(t, group=group)  # the group is still usable after every raised check
+    out["after"] = t
     return out
 
 
@@ -254,7 +296,14 @@ def _modules(world: int, rank: int, group) -> dict:
     return out
 
 
-SCENARIOS = {"margin": _margin, "train": _train, "errors": _errors, "metric": _metric, "modules": _modules}
+SCENARIOS = {
+    "margin": _margin,
+    "train": _train,
+    "errors": _errors,
+    "metric": _metric,
+    "metric_mismatch": _metric_mismatch,
+    "modules": _modules,
+}
 
 
 def worker(rank: int, world: int, store: str, out_dir: str, scenarios: list[str]) -> None:

@@ -45,8 +45,8 @@ def _batch(n, dtype, gen):
     return {"embeddings": randn((n, DIM), dtype, gen, 0.5), "labels": _labels(n, gen)}
 
 
-def _batch_triplet_case(mining: str, *, soft_margin: bool = False) -> Case:
-    kw = {"margin": 0.3, "mining": mining, "soft_margin": soft_margin}
+def _batch_triplet_case(mining: str, *, soft_margin: bool = False, distance: str = "euclidean") -> Case:
+    kw = {"margin": 0.3, "mining": mining, "soft_margin": soft_margin, "distance": distance}
     return Case(
         "batch_triplet_loss",
         _batch,
@@ -66,6 +66,8 @@ CASES = [
         lambda r: LN.CenterLoss(NUM_CLASSES, DIM, reduction=r),
         module_reference=lambda m, d, r: LF.center_loss(d["input"], d["target"], m.centers, reduction=r),
         stateful=True,
+        labels="target",
+        num_classes=NUM_CLASSES,
     ),
     Case(
         "contrastive_loss",
@@ -90,8 +92,24 @@ CASES = [
         lambda r: LN.TripletMarginLoss(margin=0.5, reduction=r),
         grad_keys=("anchor", "positive", "negative"),
     ),
+    Case(  # torch's other options: the distance swap and another p-norm
+        "triplet_margin_loss",
+        _triplets,
+        lambda d, r: LF.triplet_margin_loss(**d, margin=2.0, p=1.5, swap=True, reduction=r),
+        lambda r: LN.TripletMarginLoss(margin=2.0, p=1.5, swap=True, reduction=r),
+        grad_keys=("anchor", "positive", "negative"),
+    ),
+    Case(
+        "facenet_triplet_loss",
+        _triplets,
+        lambda d, r: LF.facenet_triplet_loss(**d, margin=1.5, reduction=r),
+        lambda r: LN.FaceNetTripletLoss(margin=1.5, reduction=r),
+        grad_keys=("anchor", "positive", "negative"),
+    ),
     _batch_triplet_case("batch_hard"),
     _batch_triplet_case("semi_hard"),
     _batch_triplet_case("batch_all"),
     _batch_triplet_case("batch_hard", soft_margin=True),
+    _batch_triplet_case("semi_hard", distance="squared_euclidean"),
+    _batch_triplet_case("batch_all", distance="squared_euclidean"),
 ]

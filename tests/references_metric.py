@@ -124,3 +124,22 @@ def batch_triplet_ref(
             raise ValueError(mining)
         per_anchor.append(total)
     return per_anchor, valid, active
+
+
+def pnorm_dist(u: list[float], v: list[float], p: float, eps: float) -> float:
+    # torch.nn.functional.pairwise_distance: ||u - v + eps||_p
+    diffs = [abs(a - b + eps) for a, b in zip(u, v, strict=True)]
+    if math.isinf(p):
+        return max(diffs)
+    return sum(x**p for x in diffs) ** (1.0 / p)
+
+
+def torch_triplet_ref(
+    a: list[float], p: list[float], n: list[float], margin: float, norm: float, eps: float, swap: bool
+) -> float:
+    # torch's TripletMarginLoss docs: max(d(a,p) - d(a,n) + margin, 0); swap (Balntas et al. 2016):
+    # d(a,n) replaced by min(d(a,n), d(p,n))
+    d_an = pnorm_dist(a, n, norm, eps)
+    if swap:
+        d_an = min(d_an, pnorm_dist(p, n, norm, eps))
+    return max(0.0, margin + pnorm_dist(a, p, norm, eps) - d_an)

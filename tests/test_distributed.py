@@ -386,11 +386,16 @@ def test_failure_on_one_rank_raises_on_all_ranks(world, case, err, match):
             "ValueError",
             r"expected the same embedding dim D on every rank, got D=\[6, .*5\]",
         ),
-        ("metric_bad_dtype", "ValueError", r"expected embeddings of the same dtype on every rank"),
+        (
+            "metric_bad_dtype",
+            "ValueError",
+            r"expected embeddings of the same dtype on every rank, got \[.*'float32'\] by rank",
+        ),
         (
             "metric_bad_margin",
             "ValueError",
-            r"argument check failed on 1 of {n} ranks: rank {last}: batch_triplet_loss: margin must be",
+            r"argument check failed on 1 of {n} ranks: rank {last}: cross_rank_batch_triplet_loss: "
+            r"margin must be",
         ),
     ],
 )
@@ -408,6 +413,59 @@ def _check_error_on_all_ranks(world, case, err, match):
         torch.testing.assert_close(res[r]["after"], torch.tensor([float(n)]))  # group still usable
 
 
+# the last rank passes one argument differently (W.metric_mismatches); before, a different reduction
+# aborted rank 0 with SIGABRT (a gloo size mismatch) and the others computed a silently mixed loss
+METRIC_MISMATCH = {
+    "mismatch_reduction_none": r"expected the same reduction on every rank, got \['mean', .*'none'\] by rank",
+    "mismatch_reduction_sum": r"expected the same reduction on every rank, got \['mean', .*'sum'\] by rank",
+    "mismatch_return_stats": r"expected the same return_stats on every rank, got \[False, .*True\] by rank",
+    "mismatch_mining": r"expected the same mining on every rank, got \['batch_hard', .*'batch_all'\]",
+    "mismatch_distance": r"expected the same distance on every rank, got \['euclidean', .*'squared_",
+    "mismatch_soft_margin": r"expected the same soft_margin on every rank, got \[False, .*True\] by rank",
+    "mismatch_margin": r"expected the same margin on every rank, got \[0.2, .*0.3\] by rank",
+    "mismatch_requires_grad": r"expected embeddings that require grad on every rank or on none .*"
+    r"got \[True, .*False\] by rank",
+    "mismatch_contrastive_reduction": r"expected the same reduction on every rank, got \['mean', .*'none'\]",
+    "mismatch_contrastive_margin": r"expected the same margin on every rank, got \[1.0, .*2.0\] by rank",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("dist")
+@pytest.mark.parametrize("case", sorted(METRIC_MISMATCH))
+def test_cross_rank_metric_argument_mismatch_raises_on_every_rank(world, case):
+    n, res = _get(world, "metric_mismatch")
+    assert set(METRIC_MISMATCH) == set(W.metric_mismatches())
+    kind = W.metric_mismatches()[case][0]
+    pattern = f"cross_rank_batch_{kind}_loss: " + METRIC_MISMATCH[case]
+    for r in range(n):
+        err, message, _ = res[r][case]
+        assert err == "ValueError", f"rank {r}: {err}: {message}"
+        assert re.search(pattern, message), f"rank {r}: {message!r} does not match {pattern!r}"
+        torch.testing.assert_close(res[r]["after"], torch.tensor([float(n)]))  # group still usable
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("dist")
+def test_cross_rank_triplet_stats_and_weights_equal_single_process(world):
+    import losskit.functional as LF
+
+    n, res = _get(world, "metric")
+    data = W.global_data(n)
+    e = _leaf(data["e"])
+    want, stats = LF.batch_triplet_loss(
+        e, data["labels"], mining="batch_all", margin=0.3, return_stats=True, weight=data["weight"],
+        reduction="sum",
+    )  # fmt: skip
+    want.backward()
+    for r in range(n):
+        loss, grad, got_stats = res[r]["triplet_stats"]
+        torch.testing.assert_close(loss, want.detach(), rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(grad, e.grad[W.row_slice(n, r)], rtol=1e-10, atol=1e-12)
+        assert [int(v) for v in got_stats[:2]] == [int(stats.num_valid), int(stats.num_active)]
+        torch.testing.assert_close(got_stats[2], stats.active_fraction)
+
+
 @pytest.mark.slow
 @pytest.mark.xdist_group("dist")
 @pytest.mark.parametrize(
@@ -415,6 +473,7 @@ def _check_error_on_all_ranks(world, case, err, match):
     [
         ("triplet_batch_hard", {"mining": "batch_hard", "margin": 0.3}),
         ("triplet_batch_all", {"mining": "batch_all", "margin": 0.3}),
+        ("triplet_semi_hard", {"mining": "semi_hard", "margin": 0.3}),
         ("contrastive", {"margin": 1.5}),
     ],
 )

@@ -13,11 +13,13 @@ from hypothesis import strategies as st
 
 import losskit.functional as LF
 import losskit.nn as LN
+from conftest import tol
 from references_metric import (
     batch_contrastive_ref,
     batch_triplet_ref,
     center_loss_ref,
     contrastive_ref,
+    torch_triplet_ref,
     triplet_ref,
     update_centers_ref,
 )
@@ -114,13 +116,22 @@ def test_contrastive_golden():
     torch.testing.assert_close(got, torch.tensor([4.5, 1.125, 0.0], dtype=F64))
 
 
-def test_triplet_margin_golden_both_distances():
+def test_triplet_margin_and_facenet_golden():
     a = torch.zeros(1, 2, dtype=F64)
     p = torch.tensor([[3.0, 4.0]], dtype=F64)
     n = torch.tensor([[0.0, 4.5]], dtype=F64)
-    # euclidean: 5 - 4.5 + 1 = 1.5; squared: 25 - 20.25 + 1 = 5.75
-    assert LF.triplet_margin_loss(a, p, n, margin=1.0, distance="euclidean").item() == pytest.approx(1.5)
-    assert LF.triplet_margin_loss(a, p, n, margin=1.0).item() == pytest.approx(5.75)
+    # torch's (eps=0): 1 + 5 - 4.5 = 1.5; FaceNet's squared, margin 1: 25 - 20.25 + 1 = 5.75
+    assert LF.triplet_margin_loss(a, p, n, eps=0.0).item() == pytest.approx(1.5, abs=1e-15)
+    assert LF.facenet_triplet_loss(a, p, n, margin=1.0).item() == pytest.approx(5.75)
+    # with torch's eps=1e-6 added to each difference: |(-3, -4) + eps| and |(0, -4.5) + eps|
+    d_ap, d_an = math.hypot(3 - 1e-6, 4 - 1e-6), math.hypot(1e-6, 4.5 - 1e-6)
+    assert LF.triplet_margin_loss(a, p, n).item() == pytest.approx(1 + d_ap - d_an, rel=1e-15)
+    # p = 1: 1 + 7 - 4.5 = 3.5; swap: d(p, n) = |(3, -0.5)| = 3.041 < 4.5 -> 1 + 5 - 3.041
+    assert LF.triplet_margin_loss(a, p, n, p=1, eps=0.0).item() == pytest.approx(3.5)
+    assert LF.triplet_margin_loss(a, p, n, swap=True, eps=0.0).item() == pytest.approx(6 - math.hypot(3, 0.5))
+    # FaceNet's default margin 0.2 on the docstring's example: 0.25 - 0.36 + 0.2 = 0.09
+    p2, n2 = torch.tensor([[0.3, 0.4]], dtype=F64), torch.tensor([[0.6, 0.0]], dtype=F64)
+    assert LF.facenet_triplet_loss(a, p2, n2).item() == pytest.approx(0.09)
 
 
 # 1-D points 0, 1 (class 0) and 3, 2.5 (class 1); pairwise distances |x_i - x_j|, margin 1.2.
@@ -190,12 +201,19 @@ def test_pair_and_triplet_losses_match_reference(seed, n, margin):
     want = [contrastive_ref(u, v, bool(s), margin) for u, v, s in zip(_rows(a), _rows(p), same)]
     torch.testing.assert_close(got, torch.tensor(want, dtype=F64).reshape(n))
     assert (got >= 0).all()
-    for distance in ("euclidean", "squared_euclidean"):
-        got = LF.triplet_margin_loss(a, p, q, margin=margin, distance=distance, reduction="none")
-        sq = distance == "squared_euclidean"
-        want = [triplet_ref(u, v, w, margin, sq) for u, v, w in zip(_rows(a), _rows(p), _rows(q))]
-        torch.testing.assert_close(got, torch.tensor(want, dtype=F64).reshape(n))
-        assert (got >= 0).all()
+    got = LF.facenet_triplet_loss(a, p, q, margin=margin, reduction="none")
+    want = [triplet_ref(u, v, w, margin, True) for u, v, w in zip(_rows(a), _rows(p), _rows(q))]
+    torch.testing.assert_close(got, torch.tensor(want, dtype=F64).reshape(n))
+    assert (got >= 0).all()
+    if margin > 0:
+        for norm, eps, swap in ((2.0, 1e-6, False), (1.0, 0.0, True), (3.0, 1e-3, True)):
+            got = LF.triplet_margin_loss(a, p, q, margin, norm, eps, swap, reduction="none")
+            want = [
+                torch_triplet_ref(u, v, w, margin, norm, eps, swap)
+                for u, v, w in zip(_rows(a), _rows(p), _rows(q))
+            ]
+            torch.testing.assert_close(got, torch.tensor(want, dtype=F64).reshape(n))
+            assert (got >= 0).all()
     c = torch.randn(3, 3, generator=gen, dtype=F64)
     y = torch.randint(0, 3, (n,), generator=gen)
     want = center_loss_ref(_rows(a), _ints(y), _rows(c))
@@ -263,7 +281,7 @@ def test_batch_contrastive_matches_reference(seed, b, classes, margin):
 
 @given(
     seed=st.integers(0, 2**31 - 1),
-    margin=st.floats(0.0, 2.0),
+    margin=st.floats(1e-3, 2.0),
     extra=st.floats(0.0, 3.0),
     distance=st.sampled_from(["euclidean", "squared_euclidean"]),
 )
@@ -276,7 +294,10 @@ def test_triplet_is_zero_once_the_negative_is_margin_farther(seed, margin, extra
     else:  # squared distances: d_an^2 >= d_ap^2 + margin
         radius = (d_ap.pow(2) + margin + extra + 1e-9).sqrt()
     n = a + radius * u / u.norm(dim=1, keepdim=True)
-    loss = LF.triplet_margin_loss(a, p, n, margin=margin, distance=distance, reduction="none")
+    if distance == "euclidean":
+        loss = LF.triplet_margin_loss(a, p, n, margin=margin, eps=0.0, reduction="none")
+    else:
+        loss = LF.facenet_triplet_loss(a, p, n, margin=margin, reduction="none")
     assert (loss == 0).all()
 
 
@@ -328,8 +349,9 @@ def test_gradcheck_pair_center_and_triplet_losses():
     y = torch.tensor([0, 2, 1, 0, 2])
     fns = [
         lambda a, p: LF.contrastive_loss(a, p, same, margin=3.0),
+        lambda a, p: LF.facenet_triplet_loss(a, p, n, margin=1.0),
         lambda a, p: LF.triplet_margin_loss(a, p, n, margin=1.0),
-        lambda a, p: LF.triplet_margin_loss(a, p, n, margin=1.0, distance="euclidean"),
+        lambda a, p: LF.triplet_margin_loss(a, p, n, 2.0, 3.0, 1e-3, True),
         lambda a, p: LF.center_loss(a, y, p[:3]),
     ]
     for fn in fns:
@@ -397,7 +419,8 @@ def test_identical_embeddings_give_finite_gradients(mining):
     assert torch.isfinite(x.grad).all()
     z = torch.zeros(2, 3, requires_grad=True)
     LF.contrastive_loss(z, z.detach(), torch.tensor([False, False])).backward()
-    LF.triplet_margin_loss(z, z, z, distance="euclidean").backward()
+    LF.triplet_margin_loss(z, z, z).backward()
+    LF.facenet_triplet_loss(z, z, z).backward()
     assert torch.isfinite(z.grad).all()
 
 
@@ -447,16 +470,21 @@ def test_empty_anchors_against_candidates():
     assert loss.item() == 0.0 and loss.requires_grad
 
 
-def test_autocast_bfloat16_runs_and_returns_the_autocast_dtype():
+def test_autocast_bfloat16_computes_and_returns_float32_as_torch():
     lin = torch.nn.Linear(6, 4)
     inp, y = torch.randn(12, 6), torch.arange(12) % 3
     center = LN.CenterLoss(3, 4).train()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         emb = lin(inp)
+        assert emb.dtype == torch.bfloat16
         losses = [LF.batch_triplet_loss(emb, y, mining=m) for m in MININGS]
         losses += [LF.batch_contrastive_loss(emb, y), center(emb, y)]
+        a, p, n = emb[:4], emb[4:8], emb[8:]
+        losses += [LF.triplet_margin_loss(a, p, n), LF.facenet_triplet_loss(a, p, n)]
+        theirs = F.triplet_margin_loss(a, p, n)
+    assert theirs.dtype == torch.float32  # torch's rule under autocast
     for loss in losses:
-        assert loss.dtype == torch.bfloat16 and torch.isfinite(loss)
+        assert loss.dtype == torch.float32 and torch.isfinite(loss)
     torch.stack(losses).float().sum().backward()
     assert torch.isfinite(lin.weight.grad).all()
     assert center.centers.dtype == torch.float32 and center.centers.abs().sum() > 0
@@ -565,13 +593,18 @@ def test_distance_matrix_matches_cdist_and_has_zero_gradient_at_zero():
 # Modules
 
 
-def test_triplet_module_exposes_active_fraction_without_persisting_it():
+def test_triplet_module_returns_stats_when_asked_and_caches_nothing():
     m = LN.TripletLoss(margin=1.2, mining="batch_all").double()
+    before = {k: v for k, v in vars(m).items() if k != "_modules"}
     loss = m(_X, _Y)
+    assert isinstance(loss, torch.Tensor) and loss.item() == pytest.approx(1.1 / 8)
+    loss, stats = m(_X, _Y, return_stats=True)
     assert loss.item() == pytest.approx(1.1 / 8)
-    assert m.active_fraction.item() == pytest.approx(3 / 8)  # from test_batch_all_golden
-    assert m.active_fraction.device == _X.device and not m.active_fraction.requires_grad
-    assert "active_fraction" not in m.state_dict()
+    assert stats.active_fraction.item() == pytest.approx(3 / 8)  # from test_batch_all_golden
+    assert (stats.num_valid.item(), stats.num_active.item()) == (8, 3)
+    # forward left nothing on the Module: no buffer, no attribute (issue 11)
+    assert {k: v for k, v in vars(m).items() if k != "_modules"} == before
+    assert list(m.buffers()) == [] and m.state_dict() == {}
     buffer = io.BytesIO()
     torch.save(m.state_dict(), buffer)  # an empty state_dict saves and loads
     buffer.seek(0)
@@ -606,12 +639,87 @@ def test_weights_scale_per_anchor_values():
 # parity with peers
 
 
-def test_parity_with_torch_triplet_margin_loss_euclidean():
-    a, p, n = (_leaf(6, 5, seed=s) for s in (51, 52, 53))
-    ours = LF.triplet_margin_loss(a, p, n, margin=1.0, distance="euclidean", reduction="none")
-    theirs = F.triplet_margin_loss(a, p, n, margin=1.0, reduction="none")
-    # torch adds eps=1e-6 to each difference; the distances differ by at most ~sqrt(D) * 1e-6
-    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
+def _same_up_to_annotations(ours, theirs) -> bool:
+    import inspect
+
+    def strip(sig):
+        params = [p.replace(annotation=inspect.Parameter.empty) for p in sig.parameters.values()]
+        return [(p.name, p.kind, p.default) for p in params]
+
+    return strip(inspect.signature(ours)) == strip(inspect.signature(theirs))
+
+
+def test_triplet_margin_loss_has_torch_signature():
+    assert _same_up_to_annotations(LF.triplet_margin_loss, F.triplet_margin_loss)
+    assert _same_up_to_annotations(LN.TripletMarginLoss.__init__, torch.nn.TripletMarginLoss.__init__)
+    assert _same_up_to_annotations(LN.TripletMarginLoss.forward, torch.nn.TripletMarginLoss.forward)
+
+
+@pytest.mark.parametrize("legacy", [{"size_average": True}, {"reduce": False}, {"size_average": False}])
+def test_triplet_margin_legacy_arguments_point_at_reduction(legacy):
+    a = torch.randn(3, 2)
+    with pytest.raises(TypeError, match=r"triplet_margin_loss: size_average and reduce .* use reduction="):
+        LF.triplet_margin_loss(a, a, a, **legacy)
+    with pytest.raises(TypeError, match=r"TripletMarginLoss: size_average and reduce .* use reduction="):
+        LN.TripletMarginLoss(**legacy)
+    # positional calls written for torch bind the same way: (margin, p, eps, swap, None, None, reduction)
+    torch.testing.assert_close(
+        LN.TripletMarginLoss(1.0, 2.0, 1e-6, False, None, None, "sum")(a, a + 1, a),
+        torch.nn.TripletMarginLoss(1.0, 2.0, 1e-6, False, None, None, "sum")(a, a + 1, a),
+    )
+
+
+TORCH_TRIPLET_OPTIONS = [
+    {},
+    {"margin": 0.3},
+    {"p": 1},
+    {"p": 3.0, "eps": 1e-3},
+    {"p": float("inf")},
+    {"swap": True},
+    {"margin": 2.0, "p": 1.5, "swap": True, "eps": 0.0},
+]
+TRIPLET_SHAPES = [((6, 5),) * 3, ((5,),) * 3, ((6, 5), (1, 5), (6, 5)), ((2, 3, 4),) * 3]
+
+
+@pytest.mark.parametrize("options", TORCH_TRIPLET_OPTIONS, ids=str)
+@pytest.mark.parametrize("shapes", TRIPLET_SHAPES, ids=str)
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_triplet_margin_loss_equals_torch_values_and_gradients(options, shapes, reduction):
+    gen = torch.Generator().manual_seed(len(str(options)) + len(shapes[1]))
+    leaves = [torch.randn(s, generator=gen, dtype=F64, requires_grad=True) for s in shapes]
+    twins = [t.detach().clone().requires_grad_(True) for t in leaves]
+    ours = LF.triplet_margin_loss(*leaves, **options, reduction=reduction)
+    theirs = F.triplet_margin_loss(*twins, **options, reduction=reduction)
+    torch.testing.assert_close(ours, theirs, rtol=1e-15, atol=1e-15)
+    module = LN.TripletMarginLoss(**options, reduction=reduction)(*leaves)
+    torch.testing.assert_close(module, theirs, rtol=1e-15, atol=1e-15)
+    upstream = torch.randn(theirs.shape, generator=gen, dtype=F64)
+    mine = torch.autograd.grad(ours, leaves, upstream)
+    want = torch.autograd.grad(theirs, twins, upstream)
+    for g, w in zip(mine, want):
+        torch.testing.assert_close(g, w, rtol=1e-14, atol=1e-15)
+
+
+def test_triplet_margin_loss_torch_defaults_on_the_issue_inputs():
+    # issue 10: with torch's defaults the old loss (squared distance, margin 0.2) was about 5x torch's
+    gen = torch.Generator().manual_seed(7)
+    a, p, n = (torch.randn(16, 8, generator=gen) for _ in range(3))
+    torch.testing.assert_close(LF.triplet_margin_loss(a, p, n), F.triplet_margin_loss(a, p, n))
+    torch.testing.assert_close(LN.TripletMarginLoss()(a, p, n), torch.nn.TripletMarginLoss()(a, p, n))
+    for t in (torch.float16, torch.bfloat16):  # computed in float32 inside, returned in the input's dtype
+        got = LF.triplet_margin_loss(a.to(t), p.to(t), n.to(t))
+        assert got.dtype == t
+        want = F.triplet_margin_loss(a.to(t).double(), p.to(t).double(), n.to(t).double())
+        torch.testing.assert_close(got.double(), want, **tol(t))
+    # mixed dtypes promote as in torch
+    assert LF.triplet_margin_loss(a.double(), p, n).dtype == F.triplet_margin_loss(a.double(), p, n).dtype
+
+
+def test_triplet_margin_loss_empty_batch_is_zero_where_torch_is_nan():
+    a = torch.zeros(0, 3, requires_grad=True)
+    assert torch.isnan(F.triplet_margin_loss(a, a, a))  # torch's mean over nothing
+    loss = LF.triplet_margin_loss(a, a, a)  # losskit's rule: 0 with a gradient
+    assert loss.item() == 0.0 and loss.requires_grad
 
 
 def test_parity_with_pytorch_metric_learning_batch_hard():
@@ -852,24 +960,26 @@ ERRORS = [
         "triplet_margin_loss: negative must be a floating-point tensor",
     ),
     (
-        lambda: LF.triplet_margin_loss(_x[0], _x[0], _x[0]),
+        lambda: LF.triplet_margin_loss(_x, _x[0], _x),
         ValueError,
-        r"triplet_margin_loss: expected anchor of shape \(N, D\)",
+        r"triplet_margin_loss: expected anchor, positive and negative with the same number of dim.*"
+        r"got \(4, 3\), \(3,\) and \(4, 3\)",
+    ),
+    (
+        lambda: LF.triplet_margin_loss(_x[0, 0], _x[0, 0], _x[0, 0]),
+        ValueError,
+        r"triplet_margin_loss: expected anchor, positive and negative with the same number of dim",
     ),
     (
         lambda: LF.triplet_margin_loss(_x, _c, _x),
         ValueError,
-        r"triplet_margin_loss: expected positive of the same shape as anchor",
+        r"triplet_margin_loss: expected anchor, positive and negative of broadcastable shapes, got "
+        r"\(4, 3\), \(2, 3\) and \(4, 3\)",
     ),
     (
-        lambda: LF.triplet_margin_loss(_x, _x, _c),
+        lambda: LF.triplet_margin_loss(_x, _x, _x, margin=0.0),
         ValueError,
-        r"triplet_margin_loss: expected negative of the same shape as anchor",
-    ),
-    (
-        lambda: LF.triplet_margin_loss(_x, _x, _x, margin=-0.1),
-        ValueError,
-        "triplet_margin_loss: margin must be a finite number >= 0",
+        "triplet_margin_loss: margin must be a finite number > 0; got 0.0",
     ),
     (
         lambda: LF.triplet_margin_loss(_x, _x, _x, margin=float("nan")),
@@ -877,14 +987,64 @@ ERRORS = [
         "triplet_margin_loss: margin must not be NaN",
     ),
     (
-        lambda: LF.triplet_margin_loss(_x, _x, _x, distance="l1"),
+        lambda: LF.triplet_margin_loss(_x, _x, _x, p=float("nan")),
         ValueError,
-        "triplet_margin_loss: distance must be 'euclidean' or 'squared_euclidean'; got 'l1'",
+        "triplet_margin_loss: p must not be NaN",
     ),
     (
-        lambda: LF.triplet_margin_loss(_x, _x, _x, weight=torch.ones(3)),
+        lambda: LF.triplet_margin_loss(_x, _x, _x, eps="small"),
+        TypeError,
+        "triplet_margin_loss: eps must be a number; got str",
+    ),
+    (
+        lambda: LF.triplet_margin_loss(_x, _x, _x, swap=1),
+        TypeError,
+        "triplet_margin_loss: swap must be a bool; got int",
+    ),
+    (
+        lambda: LF.triplet_margin_loss(_x, _x, _x, reduction="avg"),
         ValueError,
-        "triplet_margin_loss: weight must broadcast",
+        "triplet_margin_loss: reduction must be 'none', 'mean' or 'sum'; got 'avg'",
+    ),
+    (
+        lambda: LF.triplet_margin_loss(_x, _x, _x.to("meta")),
+        ValueError,
+        r"triplet_margin_loss: expected negative on the device of anchor \(cpu\), got negative on meta",
+    ),
+    (
+        lambda: LF.facenet_triplet_loss(_y, _x, _x),
+        TypeError,
+        "facenet_triplet_loss: anchor must be a floating-point tensor",
+    ),
+    (
+        lambda: LF.facenet_triplet_loss(_x[0], _x[0], _x[0]),
+        ValueError,
+        r"facenet_triplet_loss: expected anchor of shape \(N, D\)",
+    ),
+    (
+        lambda: LF.facenet_triplet_loss(_x, _c, _x),
+        ValueError,
+        r"facenet_triplet_loss: expected positive of the same shape as anchor",
+    ),
+    (
+        lambda: LF.facenet_triplet_loss(_x, _x, _c),
+        ValueError,
+        r"facenet_triplet_loss: expected negative of the same shape as anchor",
+    ),
+    (
+        lambda: LF.facenet_triplet_loss(_x, _x, _x, margin=-0.1),
+        ValueError,
+        "facenet_triplet_loss: margin must be a finite number >= 0",
+    ),
+    (
+        lambda: LF.facenet_triplet_loss(_x, _x, _x, weight=torch.ones(3)),
+        ValueError,
+        "facenet_triplet_loss: weight must broadcast",
+    ),
+    (
+        lambda: LF.facenet_triplet_loss(_x, _x, _x, weight=torch.ones(4, device="meta")),
+        ValueError,
+        r"facenet_triplet_loss: expected weight on the device of anchor \(cpu\), got weight on meta",
     ),
     (
         lambda: LF.batch_triplet_loss(_x, _y, margin=-1),
@@ -916,6 +1076,11 @@ ERRORS = [
         ValueError,
         "batch_triplet_loss: weight must broadcast",
     ),
+    (
+        lambda: LF.batch_triplet_loss(_x, _y, return_stats="yes"),
+        TypeError,
+        "batch_triplet_loss: return_stats must be a bool; got str",
+    ),
     # Modules check at construction
     (lambda: LN.CenterLoss(0, 3), ValueError, "CenterLoss: num_classes must be >= 1; got 0"),
     (lambda: LN.CenterLoss(2, 2.0), TypeError, "CenterLoss: embedding_dim must be an int; got float"),
@@ -937,12 +1102,131 @@ ERRORS = [
     (
         lambda: LN.TripletMarginLoss(margin=-1.0),
         ValueError,
-        "TripletMarginLoss: margin must be a finite number >= 0",
+        "TripletMarginLoss: margin must be a finite number > 0",
+    ),
+    (lambda: LN.TripletMarginLoss(swap="no"), TypeError, "TripletMarginLoss: swap must be a bool; got str"),
+    (lambda: LN.TripletMarginLoss(p=None), TypeError, "TripletMarginLoss: p must be a number; got NoneType"),
+    (
+        lambda: LN.TripletMarginLoss()(_x, _x[:, :2], _x),
+        ValueError,
+        "TripletMarginLoss: expected anchor, positive and negative of broadcastable shapes",
     ),
     (
-        lambda: LN.TripletMarginLoss(distance="l1"),
+        lambda: LN.FaceNetTripletLoss(margin=-1.0),
         ValueError,
-        "TripletMarginLoss: distance must be 'euclidean' or",
+        "FaceNetTripletLoss: margin must be a finite number >= 0",
+    ),
+    (
+        lambda: LN.FaceNetTripletLoss()(_x, _c, _x),
+        ValueError,
+        "FaceNetTripletLoss: expected positive of the same shape as anchor",
+    ),
+    (
+        lambda: LN.TripletLoss()(_x, _y[:3]),
+        ValueError,
+        r"TripletLoss: expected labels of shape \(4,\), got \(3,\)",
+    ),
+    (
+        lambda: LN.TripletLoss()(_x, _y, return_stats=1),
+        TypeError,
+        "TripletLoss: return_stats must be a bool; got int",
+    ),
+    (
+        lambda: LN.ContrastiveLoss()(_x, _x, _same[:2]),
+        ValueError,
+        r"ContrastiveLoss: expected same of shape \(4,\)",
+    ),
+    (
+        lambda: LN.BatchContrastiveLoss()(_x, _y.float()),
+        TypeError,
+        "BatchContrastiveLoss: labels must be an integer tensor",
+    ),
+    # center loss: labels are class indices (checked for free on CPU), devices, the Module's own names
+    (
+        lambda: LF.center_loss(_x, torch.tensor([0, 1, 2, 0]), _c),
+        ValueError,
+        r"center_loss: target must hold class indices in \[0, 2\); got 1 outside it, the first 2",
+    ),
+    (
+        lambda: LF.center_loss(_x, torch.tensor([0, -1, 0, 0]), _c),
+        ValueError,
+        r"center_loss: target must hold class indices in \[0, 2\); got 1 outside it, the first -1",
+    ),
+    (
+        lambda: LF.update_centers(_c.clone(), _x, torch.tensor([0, 1, 5, 0])),
+        ValueError,
+        r"update_centers: target must hold class indices in \[0, 2\)",
+    ),
+    (
+        lambda: LF.center_loss(_x, _y.to("meta"), _c),
+        ValueError,
+        r"center_loss: expected target on the device of input \(cpu\), got target on meta",
+    ),
+    (
+        lambda: LF.center_loss(_x, _y, _c.to("meta")),
+        ValueError,
+        r"center_loss: expected centers on the device of input \(cpu\), got centers on meta",
+    ),
+    (
+        lambda: LF.update_centers(_c.to("meta"), _x, _y),
+        ValueError,
+        r"update_centers: expected centers on the device of input \(cpu\), got centers on meta",
+    ),
+    (
+        lambda: LN.CenterLoss(2, 3)(torch.zeros(4, 4), _y),
+        ValueError,
+        r"CenterLoss: expected input of shape \(N, embedding_dim=3\), got \(4, 4\)",
+    ),
+    (
+        lambda: LN.CenterLoss(2, 3)(_x, torch.tensor([0, 0, 2, 1])),
+        ValueError,
+        r"CenterLoss: target must hold class indices in \[0, 2\)",
+    ),
+    (
+        lambda: LN.CenterLoss(2, 3)(_x, _y.to("meta")),
+        ValueError,
+        r"CenterLoss: expected target on the device of input \(cpu\), got target on meta",
+    ),
+    # batch losses: every tensor argument on the device of the embeddings
+    (
+        lambda: LF.batch_triplet_loss(_x, _y.to("meta")),
+        ValueError,
+        r"batch_triplet_loss: expected labels on the device of embeddings \(cpu\), got labels on meta",
+    ),
+    (
+        lambda: LF.batch_triplet_loss(_x, _y, ref_embeddings=_x.to("meta"), ref_labels=_y),
+        ValueError,
+        r"batch_triplet_loss: expected ref_embeddings on the device of embeddings \(cpu\)",
+    ),
+    (
+        lambda: LF.batch_triplet_loss(_x, _y, ref_embeddings=_x, ref_labels=_y.to("meta")),
+        ValueError,
+        r"batch_triplet_loss: expected ref_labels on the device of embeddings \(cpu\)",
+    ),
+    (
+        lambda: LF.batch_triplet_loss(_x, _y, weight=torch.ones(4, device="meta")),
+        ValueError,
+        r"batch_triplet_loss: expected weight on the device of embeddings \(cpu\)",
+    ),
+    (
+        lambda: LF.batch_contrastive_loss(_x, _y, weight=torch.ones(4, device="meta")),
+        ValueError,
+        r"batch_contrastive_loss: expected weight on the device of embeddings \(cpu\)",
+    ),
+    (
+        lambda: LF.contrastive_loss(_x, _x, _same.to("meta")),
+        ValueError,
+        r"contrastive_loss: expected same on the device of x1 \(cpu\), got same on meta",
+    ),
+    (
+        lambda: LF.batch_hard_triplets(_x, _y.to("meta")),
+        ValueError,
+        r"batch_hard_triplets: expected labels on the device of embeddings \(cpu\)",
+    ),
+    (
+        lambda: LF.distance_matrix(_x, _x.to("meta")),
+        ValueError,
+        r"distance_matrix: expected y on the device of x \(cpu\), got y on meta",
     ),
     (lambda: LN.TripletLoss(margin=-1.0), ValueError, "TripletLoss: margin must be a finite number >= 0"),
     (
@@ -968,3 +1252,209 @@ ERRORS = [
 def test_errors(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+# --------------------------------------------------------------------------------------------------
+# issue 10 items 3, 12, 15: NaN in gives NaN out; float32 distances on close embeddings; tiny scales
+
+
+@pytest.mark.parametrize("mining", MININGS)
+@pytest.mark.parametrize("where", ["anchor", "candidate"])
+def test_batch_triplet_nan_in_gives_nan_out(mining, where):
+    # before: 0.0 / 0.033 / 0.54 with NaN only in the gradient (the mining comparisons dropped the row)
+    x, y = _batch(5, 8, 3, 3)
+    if where == "anchor":
+        x[0, 0] = float("nan")
+        loss = LF.batch_triplet_loss(x, y, mining=mining, reduction="none")
+        assert torch.isnan(loss).all()  # every anchor's mining compared itself with row 0
+        for reduction in ("mean", "sum"):
+            assert torch.isnan(LF.batch_triplet_loss(x, y, mining=mining, reduction=reduction))
+        assert torch.isnan(LN.TripletLoss(mining=mining)(x, y))
+    else:  # a NaN among the candidates only (the cross-rank design): every anchor is NaN
+        ref = torch.cat([x, x[:2]])
+        ref[-1, 1] = float("nan")
+        ref_y = torch.cat([y, y[:2]])
+        loss = LF.batch_triplet_loss(x, y, mining=mining, ref_embeddings=ref, ref_labels=ref_y)
+        assert torch.isnan(loss)
+
+
+def test_batch_contrastive_and_contrastive_nan_in_gives_nan_out():
+    x, y = _batch(6, 6, 3, 2)
+    x[2, 1] = float("nan")
+    assert torch.isnan(LF.batch_contrastive_loss(x, y, reduction="none")).all()
+    same = torch.tensor([False] * 6)  # before: the NaN distance of a different pair became 0
+    assert torch.isnan(LF.contrastive_loss(x, torch.zeros_like(x), same, reduction="none")[2])
+
+
+def _close_batch(kind: str, seed: int) -> tuple[torch.Tensor, torch.Tensor, float]:
+    gen = torch.Generator().manual_seed(seed)
+    b, d = 32, 64
+    y = torch.arange(b) % 4
+    noise = torch.randn(b, d, generator=gen, dtype=F64)
+    if kind == "collapsed":  # L2-normalised embeddings early in training: all within 0.01 of each other
+        base = F.normalize(torch.randn(1, d, generator=gen, dtype=F64), dim=1)
+        x, margin = F.normalize(base + 0.003 * noise, dim=1), 0.005
+    elif kind == "far":  # a tight batch far from the origin
+        x, margin = 100.0 + 0.01 * noise, 0.01
+    else:  # four tight classes on the sphere, far apart from each other
+        centres = F.normalize(torch.randn(4, d, generator=gen, dtype=F64), dim=1)
+        x, margin = F.normalize(centres[y] + 0.003 * noise, dim=1), 1.42
+    return x.float(), y, margin
+
+
+@pytest.mark.parametrize("kind", ["collapsed", "far", "clusters"])
+@pytest.mark.parametrize("mining", MININGS)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_float32_close_embeddings_match_a_float64_loop(kind, mining, seed):
+    # before: Gram cancellation counted 468 active triplets where float64 counts 470 (collapsed), and
+    # lost every digit on the batch far from the origin
+    x, y, margin = _close_batch(kind, seed)
+    loss, stats = LF.batch_triplet_loss(
+        x, y, margin=margin, mining=mining, return_stats=True, reduction="none"
+    )
+    # the reference sees the same float32 numbers, exactly, in float64 arithmetic
+    want, valid, active = batch_triplet_ref(
+        _rows(x.double()), _ints(y), margin=margin, mining=mining, squared=False
+    )
+    assert (stats.num_valid.item(), stats.num_active.item()) == (valid, active)
+    total = sum(want)
+    assert total > 0
+    # a few float32 roundings of the distances (exact float32 differences reach about 5e-7 here)
+    rtol = 3e-6 if kind == "clusters" else 1e-6
+    assert loss.sum().item() == pytest.approx(total, rel=rtol)
+    torch.testing.assert_close(loss.double(), torch.tensor(want, dtype=F64), rtol=0, atol=rtol * total / 8)
+
+
+@pytest.mark.parametrize("kind", ["collapsed", "far"])
+def test_float32_close_embeddings_contrastive_and_distance_matrix(kind):
+    x, y, margin = _close_batch(kind, 3)
+    rows = _rows(x.double())
+    want = batch_contrastive_ref(rows, _ints(y), 10 * margin)
+    got = LF.batch_contrastive_loss(x, y, margin=10 * margin, reduction="none")
+    torch.testing.assert_close(got.double(), torch.tensor(want, dtype=F64), rtol=2e-6, atol=1e-12)
+    exact = torch.cdist(x.double(), x.double(), compute_mode="donot_use_mm_for_euclid_dist")
+    off = ~torch.eye(32, dtype=torch.bool)
+    rel = ((LF.distance_matrix(x).double() - exact).abs() / exact)[off].max()
+    assert rel < 1e-6, rel  # before: relative errors of order 1 far from the origin
+
+
+TINY = [(torch.float32, 1e-20), (torch.float64, 1e-160)]
+
+
+def _hessian(fn, x):
+    x = x.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(fn(x), x, create_graph=True)
+    rows = [
+        torch.autograd.grad(g.reshape(-1)[i], x, retain_graph=True)[0].reshape(-1) for i in range(x.numel())
+    ]
+    return g.detach(), torch.stack(rows)
+
+
+@pytest.mark.parametrize(("dtype", "scale"), TINY, ids=["float32-1e-20", "float64-1e-160"])
+@pytest.mark.parametrize("mining", MININGS)
+def test_second_derivatives_at_tiny_scales(dtype, scale, mining):
+    # before: NaN second derivatives (the squared distances underflow, 1/d^3 overflows)
+    x, _ = _batch(8, 8, 3, 3)
+    y = torch.tensor([0, 0, 1, 1, 2, 2, 0, 1])
+
+    def fn(x):  # every distance is tiny, so every hinge is active: linear in the distances
+        return LF.batch_triplet_loss(x, y, margin=0.8, mining=mining)
+
+    x = x.to(dtype).double()  # the same numbers at both scales
+    g1, h1 = _hessian(fn, x * 1e-3)  # float64, distances far below the margin: all hinges active
+    g, h = _hessian(fn, (x * scale).to(dtype))
+    assert torch.isfinite(g).all() and torch.isfinite(h).all()
+    # Euclidean distances are 1-homogeneous: the gradient is scale-free, the Hessian scales as 1/scale
+    rtol = 1e-4 if dtype == torch.float32 else 1e-10
+    torch.testing.assert_close(g.double(), g1, rtol=rtol, atol=rtol)
+    torch.testing.assert_close(h.double() * (scale / 1e-3), h1, rtol=rtol, atol=rtol * h1.abs().max().item())
+
+
+@pytest.mark.parametrize(("dtype", "scale"), TINY, ids=["float32-1e-20", "float64-1e-160"])
+def test_contrastive_second_derivatives_at_tiny_scales(dtype, scale):
+    x, y = _batch(9, 6, 3, 2)
+    same = torch.tensor([False, True, False, False, True, False])
+    fns = [
+        lambda x: LF.contrastive_loss(x, x.flip(0), same, margin=1.0),
+        lambda x: LF.batch_contrastive_loss(x, y, margin=1.0),
+    ]
+    for fn in fns:
+        g, h = _hessian(fn, (x * scale).to(dtype))
+        assert torch.isfinite(g).all() and torch.isfinite(h).all()
+
+
+def test_gradgradcheck_at_tiny_scale_float64():
+    scale = 1e-20
+    x = (_leaf(8, 3, seed=5).detach() * scale).requires_grad_(True)
+    y = torch.tensor([0, 0, 1, 1, 2, 2, 0, 1])
+    for mining in MININGS:
+
+        def fn(x, mining=mining):  # margin 0: the loss itself is of the order of the distances
+            return LF.batch_triplet_loss(x, y, margin=0.0, mining=mining)
+
+        assert fn(x).item() > 0  # some hinge is active, so the check is not vacuous
+        assert torch.autograd.gradcheck(fn, (x,), eps=1e-6 * scale)
+        # Hessian entries are of order 1 / scale: gradgradcheck's rtol decides
+        assert torch.autograd.gradgradcheck(fn, (x,), eps=1e-6 * scale, atol=1e-6 / scale)
+
+
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    shift=st.floats(-50.0, 50.0),
+    k=st.floats(0.01, 100.0),
+    mining=st.sampled_from(MININGS),
+)
+def test_batch_triplet_is_translation_invariant_and_homogeneous(seed, shift, k, mining):
+    # the frames (centre, scale) must change nothing but rounding
+    x, y = _batch(seed, 9, 3, 3)
+    base = LF.batch_triplet_loss(x, y, margin=0.5, mining=mining, reduction="none")
+    moved = LF.batch_triplet_loss(x + shift, y, margin=0.5, mining=mining, reduction="none")
+    torch.testing.assert_close(moved, base, rtol=1e-9, atol=1e-9 * (1 + abs(shift)))
+    scaled = LF.batch_triplet_loss(k * x, y, margin=0.5 * k, mining=mining, reduction="none")
+    torch.testing.assert_close(scaled, k * base, rtol=1e-9, atol=1e-12 * k)
+
+
+# --------------------------------------------------------------------------------------------------
+# torch.func for every loss of the family (the contract row differentiates the labels too, so this
+# one takes the gradient with respect to the float inputs only)
+
+
+def _func_cases():
+    from cases_metric import CASES
+
+    return [pytest.param(c, id=f"{c.name}-{i}") for i, c in enumerate(CASES)]
+
+
+@pytest.mark.parametrize("case", _func_cases())
+def test_func_vmap_of_grad_equals_a_loop(case):
+    calls = []
+    for s in range(3):
+        gen = torch.Generator().manual_seed(s)
+        calls.append(
+            {k: v.double() if v.is_floating_point() else v for k, v in case.make(5, F64, gen).items()}
+        )
+    stacked = {k: torch.stack([c[k] for c in calls]) for k in calls[0]}
+    keys = case.grad_keys
+
+    def loss(floats, rest):
+        return case.call({**rest, **floats}, "sum")
+
+    floats = {k: stacked[k] for k in keys}
+    rest = {k: v for k, v in stacked.items() if k not in keys}
+    got = torch.func.vmap(loss)(floats, rest)
+    grads = torch.func.vmap(torch.func.grad(loss))(floats, rest)
+    for i, c in enumerate(calls):
+        leaves = {k: v.clone().requires_grad_(k in keys) for k, v in c.items()}
+        want = case.call(leaves, "sum")
+        torch.testing.assert_close(got[i], want.detach())
+        refs = torch.autograd.grad(want, [leaves[k] for k in keys])
+        for key, ref in zip(keys, refs):
+            torch.testing.assert_close(grads[key][i], ref)
+    # jacrev of the per-element losses too
+    c = calls[0]
+    key = keys[0]
+    jac = torch.func.jacrev(lambda v: case.call({**c, key: v}, "none"))(c[key])
+    leaf = c[key].clone().requires_grad_(True)
+    none = case.call({**c, key: leaf}, "none")
+    rows = [torch.autograd.grad(v, leaf, retain_graph=True)[0] for v in none.reshape(-1)]
+    torch.testing.assert_close(jac, torch.stack(rows).reshape(*none.shape, *leaf.shape))

@@ -155,7 +155,21 @@ CATALOG: tuple[LossInfo, ...] = (
         "Contrastive over all pairs of a batch",
         *_DEEPID2,
     ),
-    LossInfo("triplet_margin_loss", "TripletMarginLoss", "metric", "Triplet (FaceNet)", *_FACENET),
+    LossInfo(
+        "triplet_margin_loss",
+        "TripletMarginLoss",
+        "metric",
+        "Triplet margin (torch's: p-norm, optional swap)",
+        "Balntas et al., Learning local feature descriptors with triplets, BMVC 2016",
+        "http://www.bmva.org/bmvc/2016/papers/paper119/",
+    ),
+    LossInfo(
+        "facenet_triplet_loss",
+        "FaceNetTripletLoss",
+        "metric",
+        "Triplet (FaceNet, squared distances)",
+        *_FACENET,
+    ),
     LossInfo(
         "batch_triplet_loss",
         "TripletLoss",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import struct
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -12,18 +14,60 @@ from torch import Tensor
 from .. import _comm
 from ..functional import metric as _metric
 from ..functional._reduction import Reduction, check_reduction, check_weight
-from ..functional._validation import check_floating, check_integer, check_ndim, compute_dtype
+from ..functional._validation import (
+    check_floating,
+    check_integer,
+    check_ndim,
+    check_nonnegative,
+    check_same_device,
+    compute_dtype,
+    output_dtype,
+)
 from ..functional.metric import TripletStats
 
 __all__ = ["cross_rank_batch_contrastive_loss", "cross_rank_batch_triplet_loss"]
 
+_REDUCTIONS = ("none", "mean", "sum")
+_DTYPES = {code: dtype for dtype, code in _comm.DTYPE_CODES.items()}
+
+# An argument every rank must pass alike: (what the message calls it, its int64 code, code -> shown)
+Agreement = tuple[str, int, Callable[[int], object]]
+
+
+def _choice(name: str, value: object, choices: tuple[str, ...]) -> Agreement:
+    return name, choices.index(str(value)), lambda code: choices[code]
+
+
+def _flag(name: str, value: object) -> Agreement:
+    return name, int(bool(value)), lambda code: bool(code)
+
+
+def _real(name: str, value: float) -> Agreement:
+    # the float's bits as an int64, so that the summary row stays one int64 tensor
+    bits = struct.unpack("<q", struct.pack("<d", float(value)))[0]
+    return name, bits, lambda code: struct.unpack("<d", struct.pack("<q", code))[0]
+
 
 def _cross_rank_setup(
-    fn: str, embeddings: Tensor, labels: Tensor, group: Any, weight: Tensor | None, reduction: object, dry_run
+    fn: str,
+    embeddings: Tensor,
+    labels: Tensor,
+    group: Any,
+    weight: Tensor | None,
+    reduction: object,
+    names: tuple[str, ...],
+    check: Callable[[], list[Agreement]],
 ) -> tuple[Tensor, Tensor, int, list[int]]:
-    """Check on every rank at once, then gather candidates; returns (ref, ref_labels, offset, sizes)."""
+    """Check on every rank at once, then gather candidates; returns (ref, ref_labels, offset, sizes).
+
+    The summary every rank exchanges holds everything that changes a collective's shape or count, or
+    what the collectives compute: the batch size (which may differ), ``D``, the dtype, whether the
+    backward pass (a collective) will run, ``reduction`` (``'none'`` skips the sum's all-reduce) and
+    every hyperparameter of the loss (``check``'s agreements, named by ``names``). A mismatch raises the same
+    ``ValueError`` on every rank instead of leaving some ranks in a collective.
+    """
     local_error: Exception | None = None
-    fields: list[Tensor | int] = [0, 0, 0]
+    agreements: list[Agreement] = []
     try:
         check_floating(fn, "embeddings", embeddings)
         check_ndim(fn, "embeddings", embeddings, 2, "(B, D)")
@@ -32,23 +76,42 @@ def _cross_rank_setup(
             raise ValueError(
                 f"{fn}: expected labels of shape ({embeddings.shape[0]},), got {tuple(labels.shape)}"
             )
+        check_same_device(fn, ("embeddings", embeddings), ("labels", labels), ("weight", weight))
         check_reduction(fn, reduction)
         check_weight(fn, weight, (embeddings.shape[0],))
-        dry_run()  # the hyperparameter checks of the local loss, on an empty batch
-        fields = [embeddings.shape[0], embeddings.shape[1], _comm.DTYPE_CODES.get(embeddings.dtype, 9)]
+        agreements = [_choice("reduction", reduction, _REDUCTIONS), *check()]
+        assert [name for name, _, _ in agreements] == ["reduction", *names]  # one row layout
     except (TypeError, ValueError) as err:
         if group is None:
             raise
         local_error = err
     if group is None:
         return embeddings, labels, 0, [embeddings.shape[0]]
+    grad = torch.is_grad_enabled() and embeddings.requires_grad
+    if local_error is None:
+        fields = [embeddings.shape[0], embeddings.shape[1], _comm.DTYPE_CODES.get(embeddings.dtype, 9)]
+        fields += [int(grad)] + [code for _, code, _ in agreements]
+    else:  # the same row length on every rank; the error flag makes every rank raise
+        fields = [0] * (5 + len(names))
     rows = _comm.exchange_summary(fn, local_error, fields, _comm.summary_device(embeddings, labels), group)
     if len({r[1] for r in rows}) != 1:
         _comm.raise_all(
             fn, f"expected the same embedding dim D on every rank, got D={[r[1] for r in rows]} by rank"
         )
     if len({r[2] for r in rows}) != 1:
-        _comm.raise_all(fn, "expected embeddings of the same dtype on every rank")
+        shown = [str(_DTYPES.get(r[2], "other")).removeprefix("torch.") for r in rows]
+        _comm.raise_all(fn, f"expected embeddings of the same dtype on every rank, got {shown} by rank")
+    if len({r[3] for r in rows}) != 1:
+        _comm.raise_all(
+            fn,
+            "expected embeddings that require grad on every rank or on none (the backward pass is a "
+            f"collective), got {[bool(r[3]) for r in rows]} by rank",
+        )
+    for column, (name, _, show) in enumerate(agreements, start=4):
+        if len({r[column] for r in rows}) != 1:
+            _comm.raise_all(
+                fn, f"expected the same {name} on every rank, got {[show(r[column]) for r in rows]} by rank"
+            )
     sizes = [r[0] for r in rows]
     rank = dist.get_rank(group)
     ref = _comm.GatherRows.apply(embeddings, sizes, rank, group)
@@ -92,9 +155,13 @@ def cross_rank_batch_triplet_loss(
         ``return_stats=True`` the pair ``(loss, TripletStats)``.
 
     Raises:
-        ValueError: on every rank, if any rank has a bad shape, a different ``D``, a bad hyperparameter or
-            an unknown ``reduction``.
-        TypeError: on every rank, if any rank passes non-floating embeddings or non-integer labels.
+        ValueError: on every rank, if any rank has a bad shape or device, a bad hyperparameter or an
+            unknown ``reduction``, or if the ranks differ in ``D``, the embeddings' dtype, whether the
+            embeddings require grad, ``reduction``, ``mining``, ``distance``, ``soft_margin``,
+            ``return_stats`` or ``margin`` (one summary row per rank is exchanged first, so no rank is
+            left waiting in a collective).
+        TypeError: on every rank, if any rank passes non-floating embeddings, non-integer labels or a
+            non-bool flag.
 
     Note:
         Loss scaling: the value is the loss of the global batch and the gradient each rank gets for its
@@ -117,18 +184,35 @@ def cross_rank_batch_triplet_loss(
     fn = "cross_rank_batch_triplet_loss"
     hyper = {"margin": margin, "mining": mining, "distance": distance, "soft_margin": soft_margin}
 
-    def dry_run() -> None:
-        _metric.batch_triplet_loss(embeddings[:0], labels[:0], **hyper)
+    def check() -> list[Agreement]:
+        m = _metric.check_triplet_hyperparameters(fn, margin, mining, distance, soft_margin, return_stats)
+        return [
+            _choice("mining", mining, _metric.MININGS),
+            _choice("distance", distance, _metric.DISTANCES),
+            _flag("soft_margin", soft_margin),
+            _flag("return_stats", return_stats),
+            _real("margin", m),
+        ]
 
+    names = ("mining", "distance", "soft_margin", "return_stats", "margin")
     ref, ref_labels, offset, _ = _cross_rank_setup(
-        fn, embeddings, labels, process_group, weight, reduction, dry_run
+        fn, embeddings, labels, process_group, weight, reduction, names, check
     )
     local = functools.partial(
-        _metric.batch_triplet_loss, embeddings, labels, **hyper, weight=weight, return_stats=True
+        _metric._batch_triplet, fn, embeddings, labels, **hyper, weight=weight, return_stats=True
     )
     if process_group is None:
-        return _metric.batch_triplet_loss(
-            embeddings, labels, **hyper, weight=weight, return_stats=return_stats, reduction=reduction
+        return _metric._batch_triplet(
+            fn,
+            embeddings,
+            labels,
+            **hyper,
+            ref_embeddings=None,
+            ref_labels=None,
+            anchor_offset=0,
+            weight=weight,
+            return_stats=return_stats,
+            reduction=reduction,
         )
     # ``ref[:0].sum()`` keeps the gather in every rank's graph (its backward is a collective), even
     # where this rank's loss does not depend on the candidates (no rows here).
@@ -150,7 +234,7 @@ def cross_rank_batch_triplet_loss(
         if reduction == "mean":
             # as reduce_loss: a batch without a valid triplet gives 0, not 0/0
             out = out / counts[0].to(ct).clamp_min(torch.finfo(ct).tiny)
-        out = out.to(embeddings.dtype)
+        out = out.to(output_dtype(embeddings))
     if not return_stats:
         return out
     ct = compute_dtype(embeddings.dtype)
@@ -187,8 +271,9 @@ def cross_rank_batch_contrastive_loss(
         Shape ``(B_local,)`` if ``reduction='none'``, otherwise a scalar; dtype of ``embeddings``.
 
     Raises:
-        ValueError: on every rank, if any rank has a bad shape, a different ``D``, ``margin < 0`` or an
-            unknown ``reduction``.
+        ValueError: on every rank, if any rank has a bad shape or device, ``margin < 0`` or an unknown
+            ``reduction``, or if the ranks differ in ``D``, dtype, whether the embeddings require grad,
+            ``reduction`` or ``margin``.
         TypeError: on every rank, if any rank passes non-floating embeddings or non-integer labels.
 
     Note:
@@ -207,20 +292,18 @@ def cross_rank_batch_contrastive_loss(
     """
     fn = "cross_rank_batch_contrastive_loss"
 
-    def dry_run() -> None:
-        _metric.batch_contrastive_loss(embeddings[:0], labels[:0], margin=margin)
+    def check() -> list[Agreement]:
+        return [_real("margin", check_nonnegative(fn, "margin", margin))]
 
     ref, ref_labels, offset, sizes = _cross_rank_setup(
-        fn, embeddings, labels, process_group, weight, reduction, dry_run
+        fn, embeddings, labels, process_group, weight, reduction, ("margin",), check
     )
     if process_group is None:
-        return _metric.batch_contrastive_loss(
-            embeddings, labels, margin=margin, weight=weight, reduction=reduction
-        )
+        return _metric._batch_contrastive(fn, embeddings, labels, margin, None, None, 0, weight, reduction)
     keep = ref[:0].sum()  # keeps the gather's collective backward in every rank's graph
-    loss = _metric.batch_contrastive_loss(
-        embeddings, labels, margin=margin, ref_embeddings=ref, ref_labels=ref_labels, anchor_offset=offset,
-        weight=weight, reduction="none" if reduction == "none" else "sum",
+    loss = _metric._batch_contrastive(
+        fn, embeddings, labels, margin, ref, ref_labels, offset, weight,
+        "none" if reduction == "none" else "sum",
     )  # fmt: skip
     if reduction == "none":
         return loss + keep.to(loss.dtype)
@@ -230,4 +313,4 @@ def cross_rank_batch_contrastive_loss(
         n = sum(sizes)
         pairs = n * (n - 1) / 2
         out = out / pairs if pairs else out  # as reduce_loss: one row has no pair, its sum is 0
-    return out.to(embeddings.dtype)
+    return out.to(output_dtype(embeddings))

@@ -75,6 +75,7 @@ from .metric import (
     batch_triplet_loss,
     center_loss,
     contrastive_loss,
+    facenet_triplet_loss,
     triplet_margin_loss,
     update_centers,
 )
@@ -121,6 +122,7 @@ __all__ = [
     "distance_box_iou",
     "distance_box_iou_loss",
     "distance_matrix",
+    "facenet_triplet_loss",
     "generalized_box_iou",
     "generalized_box_iou_loss",
     "ghmc_loss",

@@ -1,4 +1,4 @@
-"""Online triplet mining: embeddings and labels in, index and mask tensors out.
+r"""Online triplet mining: embeddings and labels in, index and mask tensors out.
 
 Mining is kept apart from the losses (as pytorch-metric-learning does) so that a miner can be reused,
 inspected or replaced; the triplet loss in :mod:`losskit.functional.metric` calls the same code.
@@ -11,18 +11,39 @@ This is how a cross-rank loss uses them: anchors are the local rows, the candida
 from every rank, and ``anchor_offset = rank * B``. ``anchor_offset=None`` means the anchors are not in the
 candidate set at all (queries against a gallery), so no pair is excluded.
 
+Labels are identities, any integer dtype, any values (they are compared, never used as indices).
+
+Distances. All pairwise distances come from matrix products (the Gram expansion
+:math:`\lVert u\rVert^2 + \lVert v\rVert^2 - 2 u^\top v`), whose absolute error is about
+:math:`\epsilon \lVert u\rVert^2`: on raw embeddings, rows far from the origin and close to each other
+lose every digit. So the products are taken in a *frame*: the rows minus their (detached) mean, divided
+by a (detached) power of two near their largest coordinate, which makes the error relative to the spread
+of the batch and keeps tiny or huge embeddings (1e-20, 1e20) inside the floating-point range. Pairs of
+the same label (positives, the close pairs by design) are taken in a second frame centred on one member
+of their class, so their error is relative to the spread of the class. A triplet loss that needs exact
+distances of a few selected pairs (batch-hard) computes them from the differences. Distances are
+translation invariant, so neither frame changes any value or gradient beyond rounding.
+
 Memory is ``O(B R)``: nothing of size ``B R^2`` is ever built. Mining runs under ``torch.no_grad`` in
 float32 for float16/bfloat16 inputs and never synchronises with the device.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 from torch import Tensor
 
-from ._validation import check_choice, check_floating, check_integer, check_ndim, compute_dtype
+from ._validation import (
+    check_choice,
+    check_floating,
+    check_integer,
+    check_ndim,
+    check_same_device,
+    compute_dtype,
+    no_autocast,
+)
 
 __all__ = [
     "batch_hard_triplets",
@@ -36,22 +57,126 @@ DISTANCES = ("euclidean", "squared_euclidean")
 
 
 def safe_sqrt(x: Tensor) -> Tensor:
-    """``sqrt(x)`` for ``x >= 0`` with gradient 0 (not ``inf``) at ``x == 0``, twice differentiable."""
+    """``sqrt(x)`` for ``x >= 0`` with gradient 0 (not ``inf``) at ``x == 0``, twice differentiable.
+
+    NaN stays NaN (``x * 0`` in the zero branch), so a NaN distance is never turned into 0.
+    """
     positive = x > 0
-    # the inner where keeps sqrt's backward away from 0, the outer one gives the subgradient 0 there.
-    return torch.where(
-        positive, torch.sqrt(torch.where(positive, x, torch.ones_like(x))), torch.zeros_like(x)
-    )
+    # the inner where keeps sqrt's backward away from 0; the outer one gives the subgradient 0 there
+    return torch.where(positive, torch.sqrt(torch.where(positive, x, torch.ones_like(x))), x * 0.0)
 
 
-def squared_distance_matrix(x: Tensor, y: Tensor) -> Tensor:
-    """``||x_i - y_j||^2`` by the Gram expansion, clamped at 0 against cancellation; ``(B, R)``."""
-    sq = (
-        x.pow(2).sum(1, keepdim=True)  # (B, 1)
-        + y.pow(2).sum(1).unsqueeze(0)  # (1, R)
-        - 2.0 * (x @ y.transpose(0, 1))  # (B, R)
-    )
-    return sq.clamp_min(0.0)
+def _power_of_two(m: Tensor) -> Tensor:
+    """A power of two within a factor 2 of ``m`` (>= 0), 1 where ``m`` is 0; NaN stays NaN.
+
+    Dividing by a power of two is exact, so a frame changes no digit of the coordinates.
+    """
+    s = torch.exp2(torch.floor(torch.log2(m)))
+    return torch.where(m == 0, torch.ones_like(s), s)
+
+
+def _absmax(t: Tensor) -> Tensor:
+    return t.abs().amax() if t.numel() else t.new_zeros(())
+
+
+class Frame(NamedTuple):
+    """Where a batch's distance products are taken: ``(rows - centre) / scale``, both detached."""
+
+    centre: Tensor  # (1, D): the mean candidate row
+    scale: Tensor  # (): a power of two near the largest centred coordinate; NaN if any row has NaN
+
+
+def frame(x: Tensor, y: Tensor) -> Frame:
+    """The frame of anchors ``x`` ``(B, D)`` and candidates ``y`` ``(R, D)`` (no gradient)."""
+    with torch.no_grad():
+        x, y = x.detach(), y.detach()
+        rows = y if y.shape[0] else x
+        if rows.shape[0]:
+            centre = rows.mean(0, keepdim=True)
+        else:
+            centre = rows.new_zeros((1, rows.shape[1]))
+        scale = _power_of_two(torch.maximum(_absmax(x - centre), _absmax(y - centre)))
+    return Frame(centre, scale)
+
+
+def nan_guard(loss: Tensor, fr: Frame) -> Tensor:
+    """``loss``, made NaN everywhere if any anchor or candidate holds a NaN (the frame's scale is NaN).
+
+    Mining compares every candidate with every other, so a NaN row leaves no choice defined; without
+    this the comparisons (false for NaN) would silently drop it and return a finite loss.
+    """
+    return loss + fr.scale.to(loss.dtype) * 0.0
+
+
+def representatives(labels: Tensor, ref_labels: Tensor) -> tuple[Tensor, Tensor]:
+    """For each anchor and each candidate, the index of the first candidate that has its label.
+
+    ``O(R log R)``, no ``(R, R)`` mask. The candidates of one label share one representative, so the
+    positives' frame (rows minus their representative) is exactly the same for both rows of a pair.
+    An anchor whose label no candidate has gets an arbitrary index (it has no positive).
+    """
+    with torch.no_grad():
+        sorted_labels, order = ref_labels.sort(stable=True)  # stable: the first of each label first
+        ry = order.gather(0, torch.searchsorted(sorted_labels, ref_labels))
+        if labels is ref_labels:
+            return ry, ry
+        at = torch.searchsorted(sorted_labels, labels).clamp_max(max(ref_labels.shape[0] - 1, 0))
+        return order.gather(0, at), ry
+
+
+def _gram_sq(u: Tensor, v: Tensor) -> Tensor:
+    """``||u_i - v_j||^2`` by one matrix product, clamped at 0 (rounding can go below); ``(B, R)``."""
+    norms = u.pow(2).sum(1, keepdim=True) + v.pow(2).sum(1).unsqueeze(0)  # (B, R)
+    return torch.addmm(norms, u, v.transpose(0, 1), alpha=-2.0).clamp_min(0.0)
+
+
+def pairwise_distances(
+    x: Tensor,
+    y: Tensor,
+    distance: str,
+    fr: Frame,
+    same: Tensor | None = None,
+    reps: tuple[Tensor, Tensor] | None = None,
+) -> Tensor:
+    """Differentiable distances ``(B, R)`` of anchors ``x`` to candidates ``y`` in the frame ``fr``.
+
+    With ``same`` (``(B, R)``, same label) and ``reps`` (:func:`representatives`), same-label pairs are
+    taken in their class frame. Squared distances are computed unscaled (their gradient ``2 (x - y)``
+    must not underflow with the scale squared); Euclidean ones in the scaled frame, times the scale.
+    """
+    euclidean = distance == "euclidean"
+    inv = 1.0 / fr.scale if euclidean else None
+    u, v = x - fr.centre, y - fr.centre
+    if inv is not None:
+        u, v = u * inv, v * inv
+    sq = _gram_sq(u, v)
+    if same is not None and reps is not None:
+        rx, ry = reps
+        anchor = y.detach()
+        up, vp = x - anchor.index_select(0, rx), y - anchor.index_select(0, ry)
+        if inv is not None:
+            up, vp = up * inv, vp * inv
+        sq = torch.where(same, _gram_sq(up, vp), sq)
+    if not euclidean:
+        return sq
+    return safe_sqrt(sq) * fr.scale
+
+
+def row_distance(x: Tensor, y: Tensor, distance: str) -> Tensor:
+    """``d(x_i, y_i)`` from the differences (no cancellation), ``(N,)``.
+
+    The Euclidean form divides each row's difference by a power of two near its largest entry first
+    (as ``hypot`` does), so the value and its first and second derivatives stay finite and accurate
+    for differences of any size the dtype holds (1e-20 in float32, 1e-160 in float64).
+    """
+    diff = x - y  # (N, D)
+    if distance == "squared_euclidean":
+        return diff.pow(2).sum(1)
+    if diff.shape[1] == 0:
+        return diff.sum(1)
+    with torch.no_grad():
+        s = _power_of_two(diff.detach().abs().amax(1))  # (N,)
+    return safe_sqrt((diff / s.unsqueeze(1)).pow(2).sum(1)) * s
 
 
 def distance_matrix(x: Tensor, y: Tensor | None = None, *, distance: Distance = "euclidean") -> Tensor:
@@ -60,7 +185,8 @@ def distance_matrix(x: Tensor, y: Tensor | None = None, *, distance: Distance = 
     .. math::
         D_{ij} = \lVert x_i - y_j \rVert_2 \quad\text{or}\quad \lVert x_i - y_j \rVert_2^2
 
-    Computed as :math:`\lVert x_i\rVert^2 + \lVert y_j\rVert^2 - 2 x_i^\top y_j` (one matrix product),
+    Computed as :math:`\lVert u_i\rVert^2 + \lVert v_j\rVert^2 - 2 u_i^\top v_j` (one matrix product)
+    on the rows centred on the mean row of ``y`` and scaled by a power of two (see the module notes),
     clamped at 0.
 
     Args:
@@ -69,16 +195,19 @@ def distance_matrix(x: Tensor, y: Tensor | None = None, *, distance: Distance = 
         distance: ``'euclidean'`` | ``'squared_euclidean'``. Default: ``'euclidean'``.
 
     Returns:
-        ``(B, R)``, dtype of ``x``.
+        ``(B, R)``, dtype of ``x`` (float32 inside for float16/bfloat16).
 
     Raises:
-        ValueError: if ``x`` or ``y`` is not 2-D, their widths differ, or ``distance`` is unknown.
+        ValueError: if ``x`` or ``y`` is not 2-D, their widths or devices differ, or ``distance`` is
+            unknown.
         TypeError: if ``x`` or ``y`` is not floating point.
 
     Note:
         The square root has gradient 0 at distance 0 (a subgradient), so identical rows give finite
-        gradients. The Gram expansion loses about ``eps * ||x||^2`` to cancellation; a loss that needs
-        exact distances of a few selected pairs (batch-hard) recomputes them from the differences.
+        gradients. The absolute error of a squared distance is about ``eps`` times the squared spread
+        of the rows (not their squared norm, thanks to the centring): pairs much closer than the
+        spread of the batch keep fewer digits; :func:`~losskit.functional.batch_triplet_loss` computes
+        same-label pairs in a frame of their own for that reason.
 
     Example:
         >>> distance_matrix(torch.tensor([[0.0, 0.0], [3.0, 4.0]]))
@@ -96,9 +225,11 @@ def distance_matrix(x: Tensor, y: Tensor | None = None, *, distance: Distance = 
         check_ndim(fn, "y", y, 2, "(R, D)")
         if y.shape[1] != x.shape[1]:
             raise ValueError(f"{fn}: expected y of shape (R, {x.shape[1]}), got {tuple(y.shape)}")
+        check_same_device(fn, ("x", x), ("y", y))
     ct = compute_dtype(x.dtype)
-    sq = squared_distance_matrix(x.to(ct), y.to(ct))
-    out = sq if distance == "squared_euclidean" else safe_sqrt(sq)
+    with no_autocast(x.device):
+        xc, yc = x.to(ct), y.to(ct)
+        out = pairwise_distances(xc, yc, distance, frame(xc, yc))
     return out.to(x.dtype)
 
 
@@ -109,8 +240,12 @@ def check_candidates(
     ref_embeddings: Tensor | None,
     ref_labels: Tensor | None,
     anchor_offset: int | None,
-) -> tuple[Tensor, Tensor, int | None]:
-    """Check anchors and the optional candidate set; returns ``(ref_embeddings, ref_labels, offset)``."""
+    weight: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor, int | None]:
+    """Check anchors, the optional candidate set and their devices (``weight`` too, once per call).
+
+    Returns ``(labels, ref_embeddings, ref_labels, offset)`` with both label tensors as ``int64``.
+    """
     check_floating(fn, "embeddings", embeddings)
     check_ndim(fn, "embeddings", embeddings, 2, "(B, D)")
     check_integer(fn, "labels", labels)
@@ -124,7 +259,9 @@ def check_candidates(
     if ref_embeddings is None or ref_labels is None:
         if anchor_offset != 0:
             raise ValueError(f"{fn}: anchor_offset must be 0 without ref_embeddings; got {anchor_offset}")
-        return embeddings, labels, 0
+        check_same_device(fn, ("embeddings", embeddings), ("labels", labels), ("weight", weight))
+        labels = labels.long()
+        return labels, embeddings, labels, 0
     check_floating(fn, "ref_embeddings", ref_embeddings)
     check_integer(fn, "ref_labels", ref_labels)
     d = embeddings.shape[1]
@@ -140,7 +277,15 @@ def check_candidates(
             f"{fn}: anchor_offset must be in [0, R - B] = [0, {r - b}] so that the anchors are rows of "
             f"ref_embeddings; got {anchor_offset}"
         )
-    return ref_embeddings, ref_labels, anchor_offset
+    check_same_device(
+        fn,
+        ("embeddings", embeddings),
+        ("labels", labels),
+        ("ref_embeddings", ref_embeddings),
+        ("ref_labels", ref_labels),
+        ("weight", weight),
+    )
+    return labels.long(), ref_embeddings, ref_labels.long(), anchor_offset
 
 
 def label_masks(labels: Tensor, ref_labels: Tensor, anchor_offset: int | None) -> tuple[Tensor, Tensor]:
@@ -163,8 +308,8 @@ def triplet_label_masks(
     """Which candidates are positives and which are negatives of each anchor.
 
     Args:
-        labels: anchor class labels ``(B,)``, integer.
-        ref_labels: candidate labels ``(R,)``. Default: ``labels``.
+        labels: anchor identities ``(B,)``, any integer dtype.
+        ref_labels: candidate identities ``(R,)``. Default: ``labels``.
         anchor_offset: anchor ``i`` is candidate ``i + anchor_offset`` and is excluded from its own
             positives; ``None``: the anchors are not candidates. Default: ``0``.
 
@@ -173,7 +318,8 @@ def triplet_label_masks(
         different label.
 
     Raises:
-        ValueError: if a tensor is not 1-D or ``anchor_offset`` is out of range.
+        ValueError: if a tensor is not 1-D, the two are on different devices, or ``anchor_offset`` is
+            out of range.
         TypeError: if a label tensor is not an integer tensor.
 
     Example:
@@ -195,47 +341,58 @@ def triplet_label_masks(
     if ref_labels is not None:
         check_integer(fn, "ref_labels", ref_labels)
         check_ndim(fn, "ref_labels", ref_labels, 1, "(R,)")
-        ref_fake = labels.new_empty((ref_labels.shape[0], 0), dtype=torch.float32)
-    _, ref, offset = check_candidates(fn, fake, labels, ref_fake, ref_labels, anchor_offset)
+        ref_fake = ref_labels.new_empty((ref_labels.shape[0], 0), dtype=torch.float32)
+    labels, _, ref, offset = check_candidates(fn, fake, labels, ref_fake, ref_labels, anchor_offset)
     return label_masks(labels, ref, offset)
 
 
-def _mining_inputs(
+def mining_inputs(
     fn: str,
     embeddings: Tensor,
     labels: Tensor,
     ref_embeddings: Tensor | None,
     ref_labels: Tensor | None,
     anchor_offset: int | None,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Checked inputs -> (squared distances (B, R) without grad, positive mask, negative mask)."""
-    ref_embeddings, ref_labels, offset = check_candidates(
+) -> tuple[Tensor, Tensor, Tensor, Tensor, int | None]:
+    """Checked, detached inputs of a miner: ``(x, y, labels, ref_labels, offset)`` in the compute dtype."""
+    labels, ref, ref_labels_, offset = check_candidates(
         fn, embeddings, labels, ref_embeddings, ref_labels, anchor_offset
     )
     ct = compute_dtype(embeddings.dtype)
-    with torch.no_grad():
-        sq = squared_distance_matrix(embeddings.detach().to(ct), ref_embeddings.detach().to(ct))
-    positive, negative = label_masks(labels, ref_labels, offset)
-    return sq, positive, negative
+    x = embeddings.detach().to(ct)
+    y = x if ref_embeddings is None else ref.detach().to(ct)
+    return x, y, labels, ref_labels_, offset
 
 
 def hardest(
-    x: Tensor, y: Tensor, labels: Tensor, ref_labels: Tensor, anchor_offset: int | None
+    x: Tensor,
+    y: Tensor,
+    labels: Tensor,
+    ref_labels: Tensor,
+    anchor_offset: int | None,
+    fr: Frame,
+    reps: tuple[Tensor, Tensor],
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Unchecked core of :func:`batch_hard_triplets` on detached anchors ``x`` and candidates ``y``."""
     b, r = x.shape[0], y.shape[0]
     if r == 0:  # static shape: no candidates, nothing to mine
         zero = x.new_zeros(b, dtype=torch.long)
         return zero, zero, x.new_zeros(b, dtype=torch.bool)
-    # ||y_j||^2 - 2 x_i.y_j ranks the candidates of row i as ||x_i - y_j||^2 does: one fused addmm.
-    score = torch.addmm(y.pow(2).sum(1).unsqueeze(0), x, y.transpose(0, 1), alpha=-2.0)  # (B, R)
+    inv = 1.0 / fr.scale
+    # ||v_j||^2 - 2 u_i.v_j ranks the candidates of row i as ||u_i - v_j||^2 does: one fused addmm each.
+    # Negatives in the batch's frame, positives in their class's frame (see the module notes).
+    u, v = (x - fr.centre) * inv, (y - fr.centre) * inv
+    score = torch.addmm(v.pow(2).sum(1).unsqueeze(0), u, v.transpose(0, 1), alpha=-2.0)  # (B, R)
+    rx, ry = reps
+    up, vp = (x - y.index_select(0, rx)) * inv, (y - y.index_select(0, ry)) * inv
+    positive_score = torch.addmm(vp.pow(2).sum(1).unsqueeze(0), up, vp.transpose(0, 1), alpha=-2.0)
     same = labels.unsqueeze(1) == ref_labels.unsqueeze(0)  # (B, R)
     same = same.view(torch.uint8).to(score.dtype)  # 0/1; via uint8: CPU's bool->float copy is slow
     # masks as arithmetic with a finite penalty: on CPU it is several times faster than where/masked_fill
     # with a bool mask, and unlike +-inf it cannot make 0 * inf = NaN.
     big = torch.finfo(score.dtype).max
-    # score - big * (1 - same): other labels pushed to about -big; built in place, 3 (B, R) buffers at most
-    positive_score = (same - 1.0).mul_(big).add_(score)
+    # pscore - big * (1 - same): other labels pushed to about -big; built in place
+    positive_score.add_((same - 1.0).mul_(big))
     if anchor_offset is not None:
         rows = torch.arange(b, device=x.device)
         positive_score[rows, rows + anchor_offset] = float("-inf")  # an anchor is not its own positive
@@ -261,9 +418,9 @@ def batch_hard_triplets(
 
     Args:
         embeddings: anchors ``(B, D)``.
-        labels: anchor labels ``(B,)``, integer.
+        labels: anchor identities ``(B,)``, any integer dtype.
         ref_embeddings: candidates ``(R, D)``. Default: ``embeddings``.
-        ref_labels: candidate labels ``(R,)``. Default: ``labels``.
+        ref_labels: candidate identities ``(R,)``. Default: ``labels``.
         anchor_offset: anchor ``i`` is candidate ``i + anchor_offset``; ``None``: anchors are not
             candidates. Default: ``0``.
 
@@ -272,12 +429,13 @@ def batch_hard_triplets(
         the anchor has at least one positive and one negative (where it has not, the index is arbitrary).
 
     Raises:
-        ValueError: if shapes disagree or ``anchor_offset`` is out of range.
+        ValueError: if shapes or devices disagree or ``anchor_offset`` is out of range.
         TypeError: if ``embeddings`` is not floating point or a label tensor is not integer.
 
     Note:
         The choice is made on squared Euclidean distances, which ranks candidates exactly as the
-        Euclidean distance does. Ties go to the lowest index.
+        Euclidean distance does: negatives in the batch's frame, positives in their class's frame (see
+        the module notes). Ties go to the lowest index.
 
     Example:
         >>> x = torch.tensor([[0.0], [1.0], [3.0], [0.6], [4.0]])
@@ -288,25 +446,27 @@ def batch_hard_triplets(
         Hermans, Beyer, Leibe, "In Defense of the Triplet Loss for Person Re-Identification", 2017.
         https://arxiv.org/abs/1703.07737
     """
-    ref_embeddings, ref_labels, offset = check_candidates(
+    x, y, labels, ref_labels_, offset = mining_inputs(
         "batch_hard_triplets", embeddings, labels, ref_embeddings, ref_labels, anchor_offset
     )
-    ct = compute_dtype(embeddings.dtype)
-    with torch.no_grad():
-        x, y = embeddings.detach().to(ct), ref_embeddings.detach().to(ct)
-        return hardest(x, y, labels, ref_labels, offset)
+    with torch.no_grad(), no_autocast(x.device):
+        reps = representatives(labels, ref_labels_) if y.shape[0] else (labels, ref_labels_)
+        return hardest(x, y, labels, ref_labels_, offset, frame(x, y), reps)
 
 
-def semi_hard(sq: Tensor, positive: Tensor, negative: Tensor) -> tuple[Tensor, Tensor]:
-    """Unchecked core of :func:`semi_hard_triplets` on a (detached) distance matrix ``(B, R)``."""
-    b, r = sq.shape
+def semi_hard(d: Tensor, positive: Tensor, negative: Tensor) -> tuple[Tensor, Tensor]:
+    """Unchecked core of :func:`semi_hard_triplets` on a (detached) distance matrix ``(B, R)``.
+
+    Any increasing function of the distance gives the same choice (squared or not).
+    """
+    b, r = d.shape
     if r == 0:
-        return sq.new_zeros((b, r), dtype=torch.long), sq.new_zeros((b, r), dtype=torch.bool)
-    masked = torch.where(negative, sq, torch.full_like(sq, float("inf")))
-    sorted_sq, order = masked.sort(dim=1)  # negatives first, ascending; (B, R)
+        return d.new_zeros((b, r), dtype=torch.long), d.new_zeros((b, r), dtype=torch.bool)
+    masked = torch.where(negative, d, torch.full_like(d, float("inf")))
+    sorted_d, order = masked.sort(dim=1)  # negatives first, ascending; (B, R)
     num_negative = negative.sum(dim=1, keepdim=True)  # (B, 1)
     # first sorted negative strictly farther than each candidate positive: (B, R)
-    first_farther = torch.searchsorted(sorted_sq, sq.contiguous(), right=True)
+    first_farther = torch.searchsorted(sorted_d, d.contiguous(), right=True)
     # fallback: none farther -> the farthest negative, i.e. the least hard of the closer ones.
     position = torch.where(first_farther < num_negative, first_farther, (num_negative - 1).clamp_min(0))
     negative_idx = order.gather(1, position)
@@ -331,9 +491,9 @@ def semi_hard_triplets(
 
     Args:
         embeddings: anchors ``(B, D)``.
-        labels: anchor labels ``(B,)``, integer.
+        labels: anchor identities ``(B,)``, any integer dtype.
         ref_embeddings: candidates ``(R, D)``. Default: ``embeddings``.
-        ref_labels: candidate labels ``(R,)``. Default: ``labels``.
+        ref_labels: candidate identities ``(R,)``. Default: ``labels``.
         anchor_offset: anchor ``i`` is candidate ``i + anchor_offset``; ``None``: anchors are not
             candidates. Default: ``0``.
 
@@ -343,7 +503,7 @@ def semi_hard_triplets(
         negative at all (elsewhere the index is arbitrary).
 
     Raises:
-        ValueError: if shapes disagree or ``anchor_offset`` is out of range.
+        ValueError: if shapes or devices disagree or ``anchor_offset`` is out of range.
         TypeError: if ``embeddings`` is not floating point or a label tensor is not integer.
 
     Note:
@@ -360,7 +520,14 @@ def semi_hard_triplets(
         Schroff, Kalenichenko, Philbin, "FaceNet: A Unified Embedding for Face Recognition and
         Clustering", CVPR 2015. https://arxiv.org/abs/1503.03832
     """
-    sq, positive, negative = _mining_inputs(
+    x, y, labels, ref_labels_, offset = mining_inputs(
         "semi_hard_triplets", embeddings, labels, ref_embeddings, ref_labels, anchor_offset
     )
-    return semi_hard(sq, positive, negative)
+    with torch.no_grad(), no_autocast(x.device):
+        positive, negative = label_masks(labels, ref_labels_, offset)
+        if y.shape[0] == 0:
+            return semi_hard(x.new_zeros((x.shape[0], 0)), positive, negative)
+        reps = representatives(labels, ref_labels_)
+        same = labels.unsqueeze(1) == ref_labels_.unsqueeze(0)
+        sq = pairwise_distances(x, y, "squared_euclidean", frame(x, y), same, reps)
+        return semi_hard(sq, positive, negative)

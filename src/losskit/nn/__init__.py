@@ -47,6 +47,7 @@ from .metric import (
     BatchContrastiveLoss,
     CenterLoss,
     ContrastiveLoss,
+    FaceNetTripletLoss,
     TripletLoss,
     TripletMarginLoss,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "CosFaceLoss",
     "CrossEntropyLoss",
     "DistanceBoxIoULoss",
+    "FaceNetTripletLoss",
     "GHMCLoss",
     "GHMRLoss",
     "GeneralizedBoxIoULoss",

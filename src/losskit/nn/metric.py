@@ -1,18 +1,29 @@
-"""Modules for the metric-learning losses; the maths lives in :mod:`losskit.functional.metric`."""
+"""Modules for the metric-learning losses; the maths lives in :mod:`losskit.functional.metric`.
+
+Each Module calls the family's one definition with its own name, so every error names the Module.
+"""
 
 from __future__ import annotations
+
+from typing import cast
 
 import torch
 from torch import Tensor, nn
 
 from ..functional import metric as M
-from ..functional._reduction import Reduction, check_reduction
-from ..functional._validation import check_choice, check_interval, check_nonnegative, check_positive_int
+from ..functional._reduction import Reduction, check_reduction, reject_legacy_reduction
+from ..functional._validation import (
+    check_interval,
+    check_nonnegative,
+    check_positive,
+    check_positive_int,
+)
 
 __all__ = [
     "BatchContrastiveLoss",
     "CenterLoss",
     "ContrastiveLoss",
+    "FaceNetTripletLoss",
     "TripletLoss",
     "TripletMarginLoss",
 ]
@@ -65,9 +76,15 @@ class CenterLoss(nn.Module):
             self.register_buffer("centers", centers)
 
     def forward(self, input: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
-        loss = M.center_loss(input, target, self.centers, weight=weight, reduction=self.reduction)
+        name = type(self).__name__
+        d = self.centers.shape[1]
+        if isinstance(input, Tensor) and (input.dim() != 2 or input.shape[1] != d):
+            raise ValueError(
+                f"{name}: expected input of shape (N, embedding_dim={d}), got {tuple(input.shape)}"
+            )
+        loss = M._center_loss(name, input, target, self.centers, weight, self.reduction)
         if self.training and not self.learnable:
-            M.update_centers(self.centers, input, target, alpha=self.alpha)
+            M._update_centers(name, self.centers, input, target, self.alpha)
         return loss
 
     def extra_repr(self) -> str:
@@ -93,7 +110,7 @@ class ContrastiveLoss(nn.Module):
         self.reduction = reduction
 
     def forward(self, x1: Tensor, x2: Tensor, same: Tensor, weight: Tensor | None = None) -> Tensor:
-        return M.contrastive_loss(x1, x2, same, margin=self.margin, weight=weight, reduction=self.reduction)
+        return M._contrastive(type(self).__name__, x1, x2, same, self.margin, weight, self.reduction)
 
 
 class BatchContrastiveLoss(nn.Module):
@@ -124,60 +141,115 @@ class BatchContrastiveLoss(nn.Module):
         ref_labels: Tensor | None = None,
         anchor_offset: int | None = 0,
     ) -> Tensor:
-        return M.batch_contrastive_loss(
+        return M._batch_contrastive(
+            type(self).__name__,
             embeddings,
             labels,
-            margin=self.margin,
-            ref_embeddings=ref_embeddings,
-            ref_labels=ref_labels,
-            anchor_offset=anchor_offset,
-            weight=weight,
-            reduction=self.reduction,
+            self.margin,
+            ref_embeddings,
+            ref_labels,
+            anchor_offset,
+            weight,
+            self.reduction,
         )
 
 
 class TripletMarginLoss(nn.Module):
-    """Module form of :func:`losskit.functional.triplet_margin_loss`.
+    """Module form of :func:`losskit.functional.triplet_margin_loss`: torch's ``TripletMarginLoss``.
+
+    The constructor has torch's signature and defaults; ``size_average``/``reduce`` (deprecated in
+    torch) must be ``None``.
 
     Args:
-        margin: ``>= 0``, in the units of ``distance``. Default: ``0.2`` (FaceNet).
-        distance: ``'squared_euclidean'`` | ``'euclidean'``. Default: ``'squared_euclidean'``.
+        margin: ``> 0``. Default: ``1.0``.
+        p: the norm degree of the pairwise distance. Default: ``2.0``.
+        eps: added to each difference. Default: ``1e-6``.
+        swap: the distance swap of Balntas et al. Default: ``False``.
+        size_average: must be ``None`` (use ``reduction``).
+        reduce: must be ``None`` (use ``reduction``).
         reduction: ``'none'`` | ``'mean'`` | ``'sum'``. Default: ``'mean'``.
 
     Shape:
-        ``anchor``, ``positive``, ``negative`` ``(N, D)``; output ``(N,)`` for ``'none'``, else a scalar.
+        ``anchor``, ``positive``, ``negative`` ``(N, D)`` or ``(D,)``; output ``(N,)`` for ``'none'``,
+        else a scalar.
     """
 
     def __init__(
         self,
-        *,
-        margin: float = 0.2,
-        distance: M.Distance = "squared_euclidean",
-        reduction: Reduction = "mean",
+        margin: float = 1.0,
+        p: float = 2.0,
+        eps: float = 1e-6,
+        swap: bool = False,
+        size_average=None,
+        reduce=None,
+        reduction: str = "mean",
     ) -> None:
         super().__init__()
         name = type(self).__name__
-        self.margin = check_nonnegative(name, "margin", margin)
-        check_choice(name, "distance", distance, M.DISTANCES)
+        reject_legacy_reduction(name, size_average, reduce)
+        self.margin = check_positive(name, "margin", margin)
+        self.p = check_interval(name, "p", p)
+        self.eps = check_interval(name, "eps", eps)
+        if not isinstance(swap, bool):
+            raise TypeError(f"{name}: swap must be a bool; got {type(swap).__name__}")
         check_reduction(name, reduction)
-        self.distance, self.reduction = distance, reduction
+        self.swap, self.reduction = swap, reduction
+
+    def forward(self, anchor: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
+        return M._triplet_margin(
+            type(self).__name__,
+            anchor,
+            positive,
+            negative,
+            self.margin,
+            self.p,
+            self.eps,
+            self.swap,
+            cast(Reduction, self.reduction),
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"margin={self.margin}, p={self.p}, eps={self.eps}, swap={self.swap}, "
+            f"reduction={self.reduction!r}"
+        )
+
+
+class FaceNetTripletLoss(nn.Module):
+    """Module form of :func:`losskit.functional.facenet_triplet_loss` (squared distances, margin 0.2).
+
+    Args:
+        margin: ``>= 0``, in squared-distance units. Default: ``0.2`` (FaceNet).
+        reduction: ``'none'`` | ``'mean'`` | ``'sum'``. Default: ``'mean'``.
+
+    Shape:
+        ``anchor``, ``positive``, ``negative`` ``(N, D)``; optional ``weight`` broadcastable to ``(N,)``;
+        output ``(N,)`` for ``'none'``, else a scalar.
+    """
+
+    def __init__(self, *, margin: float = 0.2, reduction: Reduction = "mean") -> None:
+        super().__init__()
+        name = type(self).__name__
+        self.margin = check_nonnegative(name, "margin", margin)
+        check_reduction(name, reduction)
+        self.reduction = reduction
 
     def forward(
         self, anchor: Tensor, positive: Tensor, negative: Tensor, weight: Tensor | None = None
     ) -> Tensor:
-        return M.triplet_margin_loss(
-            anchor,
-            positive,
-            negative,
-            margin=self.margin,
-            distance=self.distance,
-            weight=weight,
-            reduction=self.reduction,
+        return M._facenet_triplet(
+            type(self).__name__, anchor, positive, negative, self.margin, weight, self.reduction
         )
+
+    def extra_repr(self) -> str:
+        return f"margin={self.margin}, reduction={self.reduction!r}"
 
 
 class TripletLoss(nn.Module):
     """Module form of :func:`losskit.functional.batch_triplet_loss` (triplet loss with online mining).
+
+    Holds no state: statistics are returned by :meth:`forward` when asked for (``return_stats=True``),
+    never cached on the Module.
 
     Args:
         margin: ``>= 0``, in the units of ``distance``; unused with ``soft_margin``. Default: ``0.2``.
@@ -188,15 +260,9 @@ class TripletLoss(nn.Module):
 
     Shape:
         ``embeddings`` ``(B, D)``, ``labels`` ``(B,)`` integer; output ``(B,)`` for ``'none'``, else a
-        scalar. The optional candidate set is passed to :meth:`forward` as in the function.
-
-    Attributes:
-        active_fraction: 0-d tensor, the fraction of valid triplets with a non-zero loss in the last
-            :meth:`forward` (detached, left on the device: reading it is the caller's sync). A
-            non-persistent buffer: not in the ``state_dict``.
+        scalar; with ``return_stats=True`` the pair ``(loss, TripletStats)``. The optional candidate set
+        is passed to :meth:`forward` as in the function.
     """
-
-    active_fraction: Tensor
 
     def __init__(
         self,
@@ -209,19 +275,10 @@ class TripletLoss(nn.Module):
     ) -> None:
         super().__init__()
         name = type(self).__name__
-        self.margin = check_nonnegative(name, "margin", margin)
-        check_choice(name, "mining", mining, M.MININGS)
-        check_choice(name, "distance", distance, M.DISTANCES)
-        if not isinstance(soft_margin, bool):
-            raise TypeError(f"{name}: soft_margin must be a bool; got {type(soft_margin).__name__}")
-        if soft_margin and mining == "batch_all":
-            raise ValueError(
-                f"{name}: soft_margin must be False with mining='batch_all'; got soft_margin=True"
-            )
+        self.margin = M.check_triplet_hyperparameters(name, margin, mining, distance, soft_margin, False)
         check_reduction(name, reduction)
         self.mining, self.distance = mining, distance
         self.soft_margin, self.reduction = soft_margin, reduction
-        self.register_buffer("active_fraction", torch.zeros(()), persistent=False)
 
     def forward(
         self,
@@ -232,8 +289,10 @@ class TripletLoss(nn.Module):
         ref_embeddings: Tensor | None = None,
         ref_labels: Tensor | None = None,
         anchor_offset: int | None = 0,
-    ) -> Tensor:
-        loss, stats = M.batch_triplet_loss(
+        return_stats: bool = False,
+    ) -> Tensor | tuple[Tensor, M.TripletStats]:
+        return M._batch_triplet(
+            type(self).__name__,
             embeddings,
             labels,
             margin=self.margin,
@@ -243,9 +302,13 @@ class TripletLoss(nn.Module):
             ref_embeddings=ref_embeddings,
             ref_labels=ref_labels,
             anchor_offset=anchor_offset,
-            return_stats=True,
+            return_stats=return_stats,
             weight=weight,
             reduction=self.reduction,
         )
-        self.active_fraction = stats.active_fraction.detach()
-        return loss
+
+    def extra_repr(self) -> str:
+        return (
+            f"margin={self.margin}, mining={self.mining!r}, distance={self.distance!r}, "
+            f"soft_margin={self.soft_margin}, reduction={self.reduction!r}"
+        )
