@@ -467,12 +467,14 @@ def supcon_loss(
         TypeError: if ``embeddings`` is not floating point or ``labels`` not integer.
 
     Note:
-        Anchors without any positive are excluded from the mean and give 0 (never NaN): SupContrast
-        divides by their positive count clamped to 1 and keeps them in its mean (its older code gave
-        NaN); pytorch-metric-learning's ``SupConLoss`` (``temperature=0.1`` by default, no base
-        temperature) also drops them, but with its ``AvgNonZeroReducer`` it further drops anchors whose
-        loss is exactly 0 (a lone positive and no negative) and returns 0 for a batch without any
-        negative pair; elsewhere the two agree (tested to 1e-6 with ``base_temperature=temperature``).
+        Anchors without any positive are excluded from the mean and give 0 (never NaN); a batch where
+        none has one gives 0 with a gradient. SupContrast divides by their positive count clamped to
+        1 and keeps them in its mean (its older code gave NaN). pytorch-metric-learning's
+        ``SupConLoss`` (``temperature=0.1`` by default, no base temperature) drops them too and
+        otherwise agrees (tested to 1e-6 with ``base_temperature=temperature``), except where its
+        ``AvgNonZeroReducer`` drops an anchor whose loss is exactly 0 (rounded to 0 in float32 at a
+        low temperature), and for a batch of one label, where it returns 0 and :math:`L_{out}` is
+        defined (``log |P(i)|`` at equal similarities).
 
     Example:
         >>> x = torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0], [0.0, 3.0]])
