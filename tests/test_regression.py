@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import pytest
@@ -151,6 +152,10 @@ def test_weighted_means_golden():
     assert LF.l1_loss(x2, y2, weight=w).item() == pytest.approx(3.0, rel=1e-15)
 
 
+@pytest.mark.skipif(
+    "weight" not in inspect.signature(F.l1_loss).parameters,
+    reason="torch < 2.13 has no weighted l1_loss/mse_loss to compare with",
+)
 def test_weights_summing_to_zero_divide_as_torch():
     # torch does not clamp the weight sum: 0/0 is NaN and 1/0 is inf, for us too (non-empty batch)
     x, y = torch.tensor([1.0, 2.0]), torch.zeros(2)
