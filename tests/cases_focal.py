@@ -14,6 +14,12 @@ def _binary(n, dtype, gen):
     return {"input": randn((n, 4), dtype, gen, 3.0), "target": target}
 
 
+def _soft(n, dtype, gen):
+    # label-smoothed binary targets and quality (IoU-like) targets in (0, 1)
+    target = torch.rand((n, 4), generator=gen, dtype=torch.float64).to(dtype)
+    return {"input": randn((n, 4), dtype, gen, 3.0), "target": target}
+
+
 def _indices(n, dtype, gen):
     return {"input": randn((n, 5), dtype, gen, 2.0), "target": torch.randint(0, 5, (n,), generator=gen)}
 
@@ -26,9 +32,21 @@ CASES = [
         lambda r: LN.SigmoidFocalLoss(reduction=r),
     ),
     Case(
+        "sigmoid_focal_loss",
+        _soft,
+        lambda d, r: LF.sigmoid_focal_loss(**d, gamma=0.5, reduction=r),
+        lambda r: LN.SigmoidFocalLoss(gamma=0.5, reduction=r),
+    ),
+    Case(
         "softmax_focal_loss",
         _indices,
         lambda d, r: LF.softmax_focal_loss(**d, gamma=1.5, reduction=r),
         lambda r: LN.SoftmaxFocalLoss(gamma=1.5, reduction=r),
+        labels="target",
+        num_classes=5,
+        # test_func_vmap_equals_loop takes torch.func.grad of every input, the integer target
+        # included, which torch.func refuses; vmap over batched labels is tested in
+        # tests/test_focal.py (test_softmax_focal_vmap_over_class_indices).
+        vmap=False,
     ),
 ]

@@ -14,6 +14,13 @@ def _binary(n, dtype, gen):
     return {"input": randn((n, 4), dtype, gen, 3.0), "target": target}
 
 
+def _masked(n, dtype, gen):
+    inputs = _binary(n, dtype, gen)
+    inputs["label_weight"] = (torch.rand((n, 4), generator=gen) < 0.8).to(dtype)  # counted elements
+    inputs["weight"] = torch.rand((n, 4), generator=gen, dtype=torch.float64).to(dtype)
+    return inputs
+
+
 def _regression(n, dtype, gen):
     return {"input": randn((n, 4), dtype, gen, 0.1), "target": randn((n, 4), dtype, gen, 0.1)}
 
@@ -26,6 +33,15 @@ CASES = [
         lambda r: LN.GHMCLoss(bins=10, momentum=0.75, reduction=r),
         batch_split=False,
         stateful=True,
+    ),
+    Case(
+        "ghmc_loss",
+        _masked,
+        lambda d, r: LF.ghmc_loss(**d, bins=7, reduction=r),
+        lambda r: LN.GHMCLoss(bins=7, reduction=r),
+        batch_split=False,
+        stateful=True,
+        mean_is_mean_of_none=False,  # 'mean' divides by the number of counted elements
     ),
     Case(
         "ghmr_loss",

@@ -1,208 +1,98 @@
 """Focal losses (Lin et al., ICCV 2017): sigmoid (per class, as in RetinaNet) and softmax (per sample).
 
-Both are computed in log space, so ``gamma < 1`` and logits of +-100 give finite values, gradients and
-second derivatives. :func:`sigmoid_focal_loss` has a fused path: when ``input`` needs a gradient and
-the loss is reduced, one chunked pass computes the loss and writes the closed-form gradient into a
-single buffer that ``backward`` scales in place; the plain autograd form (used under
-``torch.compile``, for ``'none'``, for per-class ``alpha`` and for gradients of other arguments or of
-higher order) computes the same function.
+Each loss is defined once, below, as differentiable torch ops: that definition runs under
+``torch.compile``, ``torch.func`` and forward-mode AD, for double backward and wherever no fast path
+applies. :func:`sigmoid_focal_loss` has one fast path, a fused chunked kernel for the reduced loss on
+the CPU (``losskit._kernels.focal``), chosen in one place and tested against this definition and
+against float64.
 """
 
 from __future__ import annotations
 
-import os
-from typing import Any
+import functools
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .._kernels import focal as _fast
 from ._reduction import Reduction, check_reduction, check_weight, reduce_loss
 from ._validation import (
+    check_class_indices,
     check_floating,
-    check_integer,
     check_interval,
     check_nonnegative,
+    check_same_device,
     check_same_shape,
     compute_dtype,
+    no_autocast,
+    output_dtype,
 )
 
 __all__ = ["sigmoid_focal_loss", "softmax_focal_loss"]
 
-# Elements per chunk of the fused path: its float32 temporaries stay in the L2/L3 caches.
-_CHUNK = 1 << 17
-# From this many elements the fused path runs one torch.compile'd kernel (a single loop for loss and
-# gradient) when a compiler works; below it, or when compiling fails, the eager chunked kernel runs.
-_COMPILE_MIN_NUMEL = 1 << 20
-_compiled: dict[str, Any] = {}
 
-
-def _compiled_kernel(name: str, fn: Any) -> Any:
-    """``torch.compile(fn)``, made once per process; ``None`` when disabled (``LOSSKIT_COMPILE=0``)."""
-    if name not in _compiled:
-        _compiled[name] = (
-            None if os.environ.get("LOSSKIT_COMPILE", "1") == "0" else torch.compile(fn, dynamic=True)
-        )
-    return _compiled[name]
-
-
-def _focal_kernel(
-    x: Tensor, y: Tensor, wt: Tensor | None, alpha: Tensor | None, gamma: Tensor, scale: Tensor
-) -> tuple[Tensor, Tensor]:
-    """Whole-tensor form of :func:`_sigmoid_focal_chunk` for the compiler: (scaled loss sum, gradient)."""
-    w = x - 2.0 * x * y
-    q = torch.sigmoid(w)
-    p_t = 1.0 - q
-    ce = torch.relu(w) - torch.log(torch.maximum(q, p_t))
-    m = torch.exp(gamma * (w - ce))
-    c = 1.0 - 2.0 * y
-    lm = m * ce
-    if alpha is not None:
-        a_t = alpha * y + (1.0 - alpha) * (1.0 - y)
-        lm = a_t * lm
-        c = c * a_t
-    grad = m * (gamma * p_t * ce + q) * c * scale
-    if wt is not None:
-        lm = lm * wt
-        grad = grad * wt
-    return lm.sum() * scale, grad
-
-
-def _check_alpha(fn: str, alpha: object, num_classes: int | None) -> None:
+def _check_alpha(
+    fn: str, alpha: object, num_classes: int | None, *, negative_is_none: bool = False
+) -> float | Tensor | None:
+    """``alpha`` as a float in ``[0, 1]``, a ``(C,)`` tensor or ``None``. With ``negative_is_none``
+    a negative float means no weighting, as torchvision's and fvcore's ``alpha=-1``."""
     if alpha is None:
-        return
+        return None
     if isinstance(alpha, Tensor):
         check_floating(fn, "alpha", alpha)
         if num_classes is None or tuple(alpha.shape) != (num_classes,):
             want = "a float" if num_classes is None else f"a float or a tensor of shape ({num_classes},)"
             raise ValueError(f"{fn}: alpha must be {want}; got a tensor of shape {tuple(alpha.shape)}")
-        return
-    check_interval(fn, "alpha", alpha, 0.0, 1.0)
+        return alpha
+    if negative_is_none:
+        value = check_interval(fn, "alpha", alpha)  # a number, not NaN
+        if value > 1:
+            raise ValueError(f"{fn}: alpha must be in [0, 1], or negative for no weighting; got {alpha}")
+        return None if value < 0 else value
+    return check_interval(fn, "alpha", alpha, 0.0, 1.0)
 
 
-def _sigmoid_focal_terms(x: Tensor, y: Tensor, alpha: Any, gamma: float) -> tuple[Tensor, Tensor]:
-    """Differentiable log-space pieces: the unweighted loss and ``w = (1 - 2y) x``."""
-    w = x - 2.0 * x * y  # logit of the wrong answer; p_t = sigmoid(-w), 1 - p_t = sigmoid(w)
-    ce = -F.logsigmoid(-w)  # -log p_t, never log of a rounded probability
-    loss = ce if gamma == 0 else torch.exp(gamma * F.logsigmoid(w)) * ce  # (1 - p_t)^gamma in log space
+def _logaddexp(a: Tensor, b: Tensor) -> Tensor:
+    """``log(exp(a) + exp(b))`` where either may be ``-inf`` (not both): finite derivatives of every
+    order there (``torch.logaddexp``'s second derivative is ``inf / inf`` when an argument is ``-inf``)."""
+    return torch.maximum(a, b) + torch.log1p(torch.exp(-(a - b).abs()))
+
+
+def _log_one_minus_pt(x: Tensor, y: Tensor) -> Tensor:
+    """``log(1 - p_t) = log((1 - y) sigmoid(x) + y sigmoid(-x))`` from log-sigmoids, never a log of a
+    rounded probability. ``log y`` is ``-inf`` at ``y = 0`` (and ``log(1 - y)`` at 1); the inner
+    ``where`` keeps the target's gradient finite there (no ``inf * 0``)."""
+    pos, neg = y > 0, y < 1
+    log_y = torch.where(pos, torch.log(torch.where(pos, y, 1.0)), float("-inf"))
+    log_1my = torch.where(neg, torch.log1p(-torch.where(neg, y, 0.0)), float("-inf"))
+    return _logaddexp(log_1my + F.logsigmoid(x), log_y + F.logsigmoid(-x))
+
+
+def _sigmoid_focal_terms(x: Tensor, y: Tensor, alpha: float | Tensor | None, gamma: float) -> Tensor:
+    """THE definition of the sigmoid focal loss, unreduced and unweighted (torchvision's formula)."""
+    ce = F.binary_cross_entropy_with_logits(x, y, reduction="none")
+    if gamma == 0:
+        loss = ce
+    elif gamma.is_integer():
+        # 1 - p_t = (1 - y) p + y (1 - p), with 1 - p = sigmoid(-x) (no cancellation); an integer
+        # power is a polynomial: finite derivatives of every order even where u underflows to 0.
+        u = (1.0 - y) * torch.sigmoid(x) + y * torch.sigmoid(-x)
+        loss = (u if gamma == 1 else u.pow(int(gamma))) * ce
+    else:
+        # u^gamma = exp(gamma log u) in log space: the power's derivative gamma u^(gamma - 1) is inf
+        # where u underflows to 0 (confident logits, gamma < 1 or a second derivative, gamma < 2).
+        loss = torch.exp(gamma * _log_one_minus_pt(x, y)) * ce
     if alpha is not None:
         loss = (alpha * y + (1.0 - alpha) * (1.0 - y)) * loss
-    return loss, w
+    return loss
 
 
-def _sigmoid_focal_grad(x: Tensor, y: Tensor, alpha: float | None, gamma: float) -> Tensor:
-    """Closed-form d loss / d x with differentiable ops (double backward and recomputation)."""
-    w = x - 2.0 * x * y
-    q = torch.sigmoid(w)
-    ce = -F.logsigmoid(-w)
-    inner = q if gamma == 0 else torch.exp(gamma * F.logsigmoid(w)) * (gamma * (1.0 - q) * ce + q)
-    c = 1.0 - 2.0 * y
-    if alpha is not None:
-        c = c * (alpha * y + (1.0 - alpha) * (1.0 - y))
-    return c * inner
-
-
-def _sigmoid_focal_chunk(
-    x: Tensor,
-    y: Tensor,
-    wt: Tensor | None,
-    grad: Tensor | None,
-    alpha: float | None,
-    gamma: float,
-    scale: float,
+def _weighted_sum(
+    x: Tensor, y: Tensor, weight: Tensor | None, *, alpha: float | None, gamma: float
 ) -> Tensor:
-    """Loss sum of one flat chunk; writes ``scale * d loss / d x`` into ``grad`` when given."""
-    w = torch.addcmul(x, x, y, value=-2.0)  # (1 - 2y) x
-    q = torch.sigmoid(w)  # 1 - p_t
-    p_t = torch.rsub(q, 1.0)
-    # -log p_t = softplus(w) = relu(w) - log(sigmoid(|w|)); sigmoid(|w|) = max(q, p_t) >= 1/2 is exact
-    # to rounding, so no log of a rounded small probability (and cheaper than softplus's exp + log1p).
-    ce = torch.relu(w).sub_(torch.maximum(q, p_t).log_())
-    if gamma == 0:
-        m = None
-    elif gamma == 1:
-        m = q
-    elif gamma == 2:
-        m = q.square()
-    else:
-        m = (w - ce).mul_(gamma).exp_()  # log q = w - softplus(w): q^gamma without pow's log
-    lm = ce if m is None else m * ce
-    if wt is not None:
-        lm = lm * wt
-    if alpha is None:
-        part = lm.sum()
-    else:
-        part = (1.0 - alpha) * lm.sum() + (2.0 * alpha - 1.0) * torch.dot(y, lm)
-    if grad is not None:
-        # c = scale * alpha_t * (1 - 2y), a polynomial in y, exact for any target value.
-        if alpha is None:
-            c = torch.mul(y, -2.0 * scale).add_(scale)
-        else:
-            a1, a2 = 2.0 * alpha - 1.0, 1.0 - alpha
-            c = torch.mul(y, -2.0 * a1 * scale).add_((a1 - 2.0 * a2) * scale).mul_(y).add_(a2 * scale)
-        if m is None:
-            t = q
-        else:
-            t = p_t.mul_(ce)
-            if gamma != 1:
-                t.mul_(gamma)
-            t.add_(q).mul_(m)
-        if wt is not None:
-            t = t * wt
-        torch.mul(t, c, out=grad)
-    return part
-
-
-class _SigmoidFocalFused(torch.autograd.Function):
-    @staticmethod
-    def forward(
-        ctx, x: Tensor, y: Tensor, wt: Tensor | None, alpha: float | None, gamma: float, reduction: str
-    ) -> Tensor:
-        n = x.numel()
-        scale = 1.0 / max(n, 1) if reduction == "mean" else 1.0
-        ctx.save_for_backward(x, y, wt)
-        ctx.alpha, ctx.gamma, ctx.scale = alpha, gamma, scale
-        kernel = _compiled_kernel("sigmoid_focal", _focal_kernel) if n >= _COMPILE_MIN_NUMEL else None
-        if kernel is not None:
-            try:
-                as_t = lambda v: torch.tensor(v, dtype=x.dtype, device=x.device)  # noqa: E731
-                total, ctx.grad = kernel(
-                    x, y, wt, None if alpha is None else as_t(alpha), as_t(gamma), as_t(scale)
-                )
-                return total
-            except Exception:  # no working compiler here: remember it and stay eager
-                _compiled["sigmoid_focal"] = None
-        xf, yf = x.reshape(-1), y.reshape(-1)
-        wf = None if wt is None else wt.reshape(-1)
-        grad = torch.empty_like(xf)
-        parts = [
-            _sigmoid_focal_chunk(
-                xf[i : i + _CHUNK],
-                yf[i : i + _CHUNK],
-                None if wf is None else wf[i : i + _CHUNK],
-                grad[i : i + _CHUNK],
-                alpha,
-                gamma,
-                scale,
-            )
-            for i in range(0, n, _CHUNK)
-        ]
-        ctx.grad = grad.view_as(x)
-        total = torch.stack(parts).sum() if parts else x.new_zeros(())
-        return total * scale
-
-    @staticmethod
-    def backward(ctx, grad_output: Tensor):
-        x, y, wt = ctx.saved_tensors
-        buf, ctx.grad = ctx.grad, None
-        if buf is not None and not torch.is_grad_enabled():
-            # first plain backward: scale the buffer of the forward pass in place, no new memory.
-            return buf.mul_(grad_output), None, None, None, None, None
-        # create_graph=True or a second backward: recompute with differentiable ops.
-        g = _sigmoid_focal_grad(x, y, ctx.alpha, ctx.gamma)
-        if wt is not None:
-            g = g * wt
-        return g * (grad_output * ctx.scale), None, None, None, None, None
+    """The definition's weighted loss sum (what the fast path differentiates for double backward)."""
+    return reduce_loss(_sigmoid_focal_terms(x, y, alpha, gamma), "sum", weight)
 
 
 def sigmoid_focal_loss(
@@ -216,54 +106,60 @@ def sigmoid_focal_loss(
 ) -> Tensor:
     r"""Sigmoid focal loss: binary cross-entropy down-weighted on well-classified examples.
 
-    For dense detectors (RetinaNet), where easy negatives vastly outnumber everything else.
-    ``gamma=0, alpha=None`` gives binary cross-entropy with logits.
+    For dense detectors (RetinaNet), where easy negatives vastly outnumber everything else. Values
+    are torchvision's ``sigmoid_focal_loss`` for every target in ``[0, 1]``, soft targets (label
+    smoothing, IoU-aware quality targets) included; ``gamma=0, alpha=None`` gives binary
+    cross-entropy with logits.
 
     .. math::
-        \ell_i = w_i\, \alpha_t\, (1 - p_t)^\gamma\, (-\log p_t), \qquad
-        p_t = \sigma\big((2 y_i - 1)\, x_i\big), \qquad \alpha_t = \alpha\, y_i + (1 - \alpha)(1 - y_i)
+        \ell_i = w_i\, \alpha_t\, (1 - p_t)^\gamma\, \mathrm{CE}(x_i, y_i), \qquad
+        p_t = p\, y_i + (1 - p)(1 - y_i), \qquad \alpha_t = \alpha\, y_i + (1 - \alpha)(1 - y_i)
 
-    where :math:`x` is ``input`` (logits), :math:`y` the binary ``target``, :math:`\sigma` the
-    logistic function and :math:`w` the optional ``weight``. For :math:`y \in \{0, 1\}`,
-    :math:`p_t` is the model's probability of the true label, as in the paper and torchvision.
+    where :math:`x` is ``input`` (logits), :math:`y` the ``target``, :math:`p = \sigma(x_i)`,
+    :math:`\mathrm{CE}(x, y) = -y \log p - (1 - y) \log(1 - p)` binary cross-entropy with logits and
+    :math:`w` the optional ``weight``. For :math:`y \in \{0, 1\}`, :math:`p_t` is the model's
+    probability of the true label, as in the paper.
 
     Args:
         input: logits, any shape ``(*)``; usually ``(N, C)`` anchors by classes.
-        target: binary labels (``0.`` or ``1.``), floating, same shape as ``input``.
+        target: probabilities in ``[0, 1]`` (binary labels or soft targets), floating, same shape as
+            ``input``. Values outside ``[0, 1]`` are not checked (that would need a device sync).
         alpha: weight of the positive class in ``[0, 1]`` (negatives get ``1 - alpha``), a per-class
-            tensor of shape ``(C,)`` broadcast along the last dim, or ``None`` for no weighting.
+            tensor of shape ``(C,)`` broadcast along the last dim, or ``None`` for no weighting; a
+            negative float (torchvision's and fvcore's ``alpha=-1``) also means no weighting.
             Default: ``0.25`` (the paper's choice with ``gamma=2``).
         gamma: focusing parameter ``>= 0``. Default: ``2.0`` (the paper's).
         weight: optional per-element weights, broadcastable to ``(*)``.
-        reduction: ``'none'`` | ``'mean'`` | ``'sum'``; ``'mean'`` divides by the number of elements
-            (as torchvision; RetinaNet divides the sum by the number of positive anchors: use
-            ``'sum'`` and divide).
+        reduction: ``'none'`` | ``'mean'`` | ``'sum'``; ``'mean'`` divides the sum by the number of
+            elements of ``input`` (as torchvision's ``'mean'``; RetinaNet divides the sum by the number
+            of positive anchors: use ``'sum'`` and divide). Default: ``'mean'``, where torchvision's
+            default is ``'none'``.
 
     Returns:
-        Shape ``(*)`` if ``reduction='none'``, otherwise a scalar; dtype of ``input``.
+        Shape ``(*)`` if ``reduction='none'``, otherwise a scalar; dtype of ``input`` (float32 inside
+        ``torch.autocast``).
 
     Raises:
-        ValueError: if shapes differ, ``alpha`` is outside ``[0, 1]`` or a tensor not of shape
-            ``(C,)``, ``gamma < 0``, ``weight`` does not broadcast, or ``reduction`` is unknown.
+        ValueError: if shapes differ, ``alpha`` is above 1 or a tensor not of shape ``(C,)``,
+            ``gamma < 0``, ``weight`` does not broadcast, a tensor is on another device, or
+            ``reduction`` is unknown.
         TypeError: if ``input``, ``target``, ``weight`` or a tensor ``alpha`` is not floating point.
 
     Note:
-        Evaluated in log space: :math:`-\log p_t = \mathrm{softplus}(w)` and
-        :math:`(1 - p_t)^\gamma = \exp(\gamma \log\sigma(w))` with :math:`w = (1 - 2y)x`, so
-        ``gamma < 1`` and logits of +-100 give finite values, gradients and second derivatives
-        (torchvision's ``(1 - p_t) ** gamma`` gives ``NaN`` gradients there). Targets are binary
-        labels, as in the paper and torchvision; a value between 0 and 1 acts as the signed label
-        :math:`2y - 1` scaling the logit, which is NOT a soft-label focal loss (torchvision instead
-        plugs it into :math:`p_t`), so the two differ for such targets. Fused path: see the module
-        docstring; it uses the closed-form gradient
-        :math:`\partial\ell/\partial x = \alpha_t (1 - 2y)(1 - p_t)^\gamma
-        [\gamma\, p_t (-\log p_t) + 1 - p_t]`.
+        Stable where torchvision's composition is not: :math:`1 - p_t = (1 - y)\,\sigma(x) +
+        y\,\sigma(-x)`, so ``1 - p`` is never a cancellation; for a non-integer ``gamma`` the power is
+        :math:`\exp(\gamma \log(1 - p_t))` with :math:`\log(1 - p_t)` a log-sum-exp of log-sigmoids.
+        Logits of +-100 and ``gamma < 1`` therefore give finite values, gradients and second
+        derivatives (torchvision's ``(1 - p_t) ** gamma`` gives ``NaN`` gradients there). A reduced
+        loss on the CPU takes a fused kernel computing the same function with its closed-form
+        gradient (``losskit._kernels.focal``); a per-class ``alpha`` and ``torch.compile`` /
+        ``torch.func`` use this definition. Unlike torchvision, ``alpha`` above 1 is an error.
 
     Example:
         >>> input = torch.tensor([3.0, -1.0, 0.0])
-        >>> target = torch.tensor([1.0, 0.0, 1.0])
+        >>> target = torch.tensor([1.0, 0.0, 0.9])
         >>> sigmoid_focal_loss(input, target, reduction="none")
-        tensor([2.7321e-05, 1.6994e-02, 4.3322e-02])
+        tensor([2.7321e-05, 1.6994e-02, 5.1986e-02])
 
     References:
         Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017. https://arxiv.org/abs/1708.02002
@@ -272,52 +168,24 @@ def sigmoid_focal_loss(
     check_floating(fn, "input", input)
     check_floating(fn, "target", target)
     check_same_shape(fn, "input", input, "target", target)
-    _check_alpha(fn, alpha, input.shape[-1] if input.dim() > 0 else None)
+    check_same_device(fn, ("input", input), ("target", target), ("weight", weight), ("alpha", alpha))
+    a = _check_alpha(fn, alpha, input.shape[-1] if input.dim() > 0 else None, negative_is_none=True)
     gamma = check_nonnegative(fn, "gamma", gamma)
     check_reduction(fn, reduction)
     check_weight(fn, weight, input.shape)
-    dtype = input.dtype
-    ct = compute_dtype(dtype)
-    x, y = input.to(ct), target.to(ct)
-    wt = None if weight is None else weight.to(ct)
-    fused = (
-        reduction != "none"
-        and not isinstance(alpha, Tensor)
-        and not torch.compiler.is_compiling()
-        and not target.requires_grad
-        and (wt is None or (not wt.requires_grad and wt.shape == x.shape))
-    )
-    if fused:
-        a = None if alpha is None else float(alpha)
-        if torch.is_grad_enabled() and x.requires_grad:
-            x = x.contiguous()
-            out = _SigmoidFocalFused.apply(
-                x, y.contiguous(), None if wt is None else wt.contiguous(), a, gamma, reduction
-            )
+    dtype = output_dtype(input)
+    with no_autocast(input.device):
+        ct = compute_dtype(input.dtype)
+        x, y = input.to(ct), target.to(ct)
+        wt = None if weight is None else weight.to(ct)
+        if _fast.eligible(x, y, wt, a, reduction):  # the one place the fast path is chosen
+            definition = functools.partial(_weighted_sum, alpha=a, gamma=gamma)
+            out = _fast.sigmoid_focal(x, y, wt, a, gamma, reduction, definition)
         else:
-            with torch.no_grad():  # forward only: chunks, no gradient buffer
-                xf, yf = x.reshape(-1), y.reshape(-1)
-                wf = None if wt is None else wt.reshape(-1)
-                n = x.numel()
-                parts = [
-                    _sigmoid_focal_chunk(
-                        xf[i : i + _CHUNK],
-                        yf[i : i + _CHUNK],
-                        None if wf is None else wf[i : i + _CHUNK],
-                        None,
-                        a,
-                        gamma,
-                        1.0,
-                    )
-                    for i in range(0, n, _CHUNK)
-                ]
-                out = torch.stack(parts).sum() if parts else x.new_zeros(())
-                if reduction == "mean":
-                    out = out / max(n, 1)
-        return out.to(dtype)
-    a = alpha.to(ct) if isinstance(alpha, Tensor) else alpha
-    loss, _ = _sigmoid_focal_terms(x, y, a, gamma)
-    return reduce_loss(loss, reduction, wt).to(dtype)
+            if isinstance(a, Tensor):
+                a = a.to(ct)
+            out = reduce_loss(_sigmoid_focal_terms(x, y, a, gamma), reduction, wt)
+    return out.to(dtype)
 
 
 def softmax_focal_loss(
@@ -345,29 +213,34 @@ def softmax_focal_loss(
 
     Args:
         input: logits, shape ``(N, C)`` with ``C >= 2``.
-        target: class indices, shape ``(N,)``, integer, in ``[0, C)`` or equal to ``ignore_index``.
-        alpha: ``None``, a float scaling every sample, or a per-class tensor of shape ``(C,)``.
-            Default: ``None``.
+        target: class indices, shape ``(N,)``, any integer dtype, in ``[0, C)`` or equal to
+            ``ignore_index``.
+        alpha: ``None``, a float in ``[0, 1]`` scaling every sample, or a per-class tensor of shape
+            ``(C,)``. Default: ``None``.
         gamma: focusing parameter ``>= 0``. Default: ``2.0`` (the paper's).
         ignore_index: targets equal to it give loss 0 and are not counted. Default: ``-100``.
         weight: optional per-sample weights, broadcastable to ``(N,)``.
         reduction: ``'none'`` | ``'mean'`` | ``'sum'``; ``'mean'`` divides by the number of
-            non-ignored samples (not by the sum of ``alpha``, unlike class-weighted cross-entropy).
+            non-ignored samples (not by the sum of ``alpha``, unlike class-weighted cross-entropy);
+            0 when every sample is ignored.
 
     Returns:
-        Shape ``(N,)`` if ``reduction='none'``, otherwise a scalar; dtype of ``input``.
+        Shape ``(N,)`` if ``reduction='none'``, otherwise a scalar; dtype of ``input`` (float32 inside
+        ``torch.autocast``).
 
     Raises:
-        ValueError: if ``input`` is not ``(N, C)`` with ``C >= 2``, ``target`` is not ``(N,)``,
-            ``alpha`` is a tensor not of shape ``(C,)`` or a float outside ``[0, 1]``, ``gamma < 0``,
-            ``weight`` does not broadcast, or ``reduction`` is unknown.
+        ValueError: if ``input`` is not ``(N, C)`` with ``C >= 2``, ``target`` is not ``(N,)`` or (on
+            the CPU) holds a class index outside ``[0, C)`` other than ``ignore_index``, ``alpha`` is a
+            tensor not of shape ``(C,)`` or a float outside ``[0, 1]``, ``gamma < 0``, ``weight`` does
+            not broadcast, a tensor is on another device, or ``reduction`` is unknown. On CUDA an
+            out-of-range label fails a device-side assertion instead.
         TypeError: if ``input`` is not floating point, ``target`` is not an integer tensor, or
             ``ignore_index`` is not an int.
 
     Note:
         :math:`\log(1 - p_{n,y_n})` is computed as the log-sum-exp over the other classes minus the
         log-sum-exp over all, so it stays finite and smooth for confident predictions.
-        torchvision has no softmax focal loss (requested there since 2021).
+        torchvision has no softmax focal loss.
 
     Example:
         >>> input = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
@@ -379,39 +252,39 @@ def softmax_focal_loss(
     """
     fn = "softmax_focal_loss"
     check_floating(fn, "input", input)
-    check_integer(fn, "target", target)
     if input.dim() != 2 or input.shape[1] < 2:
         raise ValueError(f"{fn}: expected input of shape (N, C) with C >= 2, got {tuple(input.shape)}")
-    if tuple(target.shape) != (input.shape[0],):
-        raise ValueError(f"{fn}: expected target of shape ({input.shape[0]},), got {tuple(target.shape)}")
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
         raise TypeError(f"{fn}: ignore_index must be an int; got {type(ignore_index).__name__}")
-    _check_alpha(fn, alpha, input.shape[1])
+    check_same_device(fn, ("input", input), ("target", target), ("weight", weight), ("alpha", alpha))
+    t = check_class_indices(fn, "target", target, input.shape[1], ignore_index=ignore_index)
+    if tuple(t.shape) != (input.shape[0],):
+        raise ValueError(f"{fn}: expected target of shape ({input.shape[0]},), got {tuple(t.shape)}")
+    a = _check_alpha(fn, alpha, input.shape[1])
     gamma = check_nonnegative(fn, "gamma", gamma)
     check_reduction(fn, reduction)
     check_weight(fn, weight, (input.shape[0],))
-    dtype = input.dtype
-    ct = compute_dtype(dtype)
-    x = input.to(ct)
-    t = target.long()
-    counted = t != ignore_index  # (N,)
-    safe = t.masked_fill(~counted, 0).unsqueeze(1)  # (N, 1); ignored rows read class 0, then masked
-    lse = torch.logsumexp(x, dim=1)  # (N,)
-    log_pt = x.gather(1, safe).squeeze(1) - lse
-    loss = -log_pt
-    if gamma != 0:
-        onehot = torch.zeros_like(x, dtype=torch.bool).scatter_(1, safe, True)  # (N, C)
-        log_1m_pt = torch.logsumexp(x.masked_fill(onehot, float("-inf")), dim=1) - lse
-        loss = torch.exp(gamma * log_1m_pt) * loss
-    if isinstance(alpha, Tensor):
-        loss = alpha.to(ct).gather(0, safe.squeeze(1)) * loss
-    elif alpha is not None:
-        loss = float(alpha) * loss
-    loss = torch.where(counted, loss, torch.zeros_like(loss))
-    if reduction == "mean":
-        return (
-            reduce_loss(loss, "sum", None if weight is None else weight.to(ct))
-            .div(counted.sum().clamp_min(1))
-            .to(dtype)
-        )
-    return reduce_loss(loss, reduction, None if weight is None else weight.to(ct)).to(dtype)
+    dtype = output_dtype(input)
+    with no_autocast(input.device):
+        ct = compute_dtype(input.dtype)
+        x = input.to(ct)
+        counted = t != ignore_index  # (N,)
+        safe = torch.where(counted, t, 0).unsqueeze(1)  # (N, 1); ignored rows read class 0, then masked
+        lse = torch.logsumexp(x, dim=1)  # (N,)
+        loss = lse - x.gather(1, safe).squeeze(1)  # -log p_t
+        if gamma != 0:
+            classes = torch.arange(x.shape[1], device=x.device)  # (C,)
+            others = x.masked_fill(classes == safe, float("-inf"))  # (N, C), the target class removed
+            log_1m_pt = torch.logsumexp(others, dim=1) - lse
+            loss = torch.exp(gamma * log_1m_pt) * loss
+        if isinstance(a, Tensor):
+            loss = a.to(ct).gather(0, safe.squeeze(1)) * loss
+        elif a is not None:
+            loss = a * loss
+        loss = torch.where(counted, loss, 0.0)
+        wt = None if weight is None else weight.to(ct)
+        if reduction == "mean":
+            out = reduce_loss(loss, "sum", wt) / counted.sum().clamp_min(1)
+        else:
+            out = reduce_loss(loss, reduction, wt)
+    return out.to(dtype)

@@ -2,26 +2,33 @@
 
 Each element's loss is weighted by the inverse density of its gradient norm ``g``: elements whose
 ``g`` falls in a crowded bin (the many easy negatives, and also the outliers) count less. The
-histogram is vectorised (bin index by ``floor(g * bins)``, counts by ``index_add_``): no Python loop
-over bins and no host synchronisation. The weights carry no gradient. The moving-average bin counts
-are explicit state, ``running_counts``, updated in place under ``no_grad`` as ``F.batch_norm`` does.
+histogram is vectorised (bin index by ``floor(g * bins)``, counts by ``scatter_add``): no Python loop
+over bins, no host synchronisation, and it batches under ``torch.func.vmap``. The weights carry no
+gradient. The moving-average bin counts are explicit state, ``running_counts``, updated in place under
+``no_grad`` as ``F.batch_norm`` does, exactly once per call on every path.
 
 Semantics follow the authors' released code: bins of width ``1 / bins`` with ``g = 1`` in the last
 bin, only elements with ``label_weight > 0`` counted, weights ``tot / (count * n)`` with ``tot`` the
 number of counted elements and ``n`` the number of non-empty bins; ``normalization='all'`` uses the
 paper's ``n = bins`` instead. With momentum ``m`` a non-empty bin's count becomes
-``m * running + (1 - m) * count`` (running counts start at 0, as the authors' ``acc_sum``).
+``m * running + (1 - m) * count`` (running counts start at 0, as the authors' ``acc_sum``). An element
+whose ``input`` or ``target`` is not finite (or whose ``g`` is NaN) is counted in no bin and gets a
+``NaN`` weight: NaN or inf in gives NaN out.
+
+Each loss is defined once, below; :func:`ghmc_loss` has one fast path, a two-pass chunked kernel for
+the reduced loss on the CPU (``losskit._kernels.ghm``), chosen in one place.
 """
 
 from __future__ import annotations
 
-import os
-from typing import Any, Literal, NamedTuple
+import functools
+from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .._kernels import ghm as _fast
 from ._reduction import Reduction, check_reduction, check_weight, reduce_loss
 from ._validation import (
     check_choice,
@@ -29,44 +36,16 @@ from ._validation import (
     check_interval,
     check_positive,
     check_positive_int,
+    check_same_device,
     check_same_shape,
     compute_dtype,
+    no_autocast,
+    output_dtype,
 )
 
 __all__ = ["GHMStatistics", "ghmc_loss", "ghmc_statistics", "ghmr_loss", "ghmr_statistics"]
 
 Normalization = Literal["nonempty", "all"]
-
-# Elements per chunk of the fused GHM-C path: its float32 temporaries stay in the L2/L3 caches.
-_CHUNK = 1 << 17
-# From this many elements the fused GHM-C runs two torch.compile'd passes when a compiler works.
-_COMPILE_MIN_NUMEL = 1 << 20
-_compiled: dict[str, Any] = {}
-
-
-def _compiled_kernel(name: str, fn: Any) -> Any:
-    """``torch.compile(fn)``, made once per process; ``None`` when disabled (``LOSSKIT_COMPILE=0``)."""
-    if name not in _compiled:
-        _compiled[name] = (
-            None if os.environ.get("LOSSKIT_COMPILE", "1") == "0" else torch.compile(fn, dynamic=True)
-        )
-    return _compiled[name]
-
-
-def _ghmc_pass1(x: Tensor, y: Tensor, bins: int) -> tuple[Tensor, Tensor]:
-    p = torch.sigmoid(x)
-    idx = ((p - y).abs() * bins).clamp_max(bins - 1).to(torch.int32)
-    return p, idx
-
-
-def _ghmc_pass2(
-    x: Tensor, y: Tensor, p: Tensor, idx: Tensor, beta: Tensor, wt: Tensor | None
-) -> tuple[Tensor, Tensor]:
-    w_el = beta[idx]
-    if wt is not None:
-        w_el = w_el * wt
-    ce = torch.relu(x) - torch.log(torch.maximum(p, 1.0 - p)) - x * y
-    return (ce * w_el).sum(), (p - y) * w_el
 
 
 class GHMStatistics(NamedTuple):
@@ -98,6 +77,7 @@ def _check_common(
     running_counts: Tensor | None,
     label_weight: Tensor | None,
     normalization: str,
+    weight: Tensor | None = None,
 ) -> float:
     check_floating(fn, "input", input)
     check_floating(fn, "target", target)
@@ -111,6 +91,13 @@ def _check_common(
             raise ValueError(
                 f"{fn}: expected running_counts of shape ({bins},), got {tuple(running_counts.shape)}"
             )
+        if torch._C._are_functorch_transforms_active():
+            # torch.func forbids mutating a captured tensor, and under vmap one buffer cannot take
+            # one update per batched call: the state is updated outside the transform.
+            raise ValueError(
+                f"{fn}: running_counts cannot be updated inside a torch.func transform (grad, vmap, "
+                "jacrev, ...); call with running_counts=None and momentum=0 there"
+            )
     elif momentum > 0:
         raise ValueError(f"{fn}: running_counts must be given when momentum > 0; got None")
     if label_weight is not None:
@@ -119,31 +106,39 @@ def _check_common(
         ):
             raise TypeError(f"{fn}: label_weight must be a floating-point or bool tensor")
         check_same_shape(fn, "input", input, "label_weight", label_weight)
+    check_same_device(
+        fn,
+        ("input", input),
+        ("target", target),
+        ("running_counts", running_counts),
+        ("label_weight", label_weight),
+        ("weight", weight),
+    )
     return momentum
 
 
-def _bin_index(d: Tensor, bins: int, valid: Tensor | None) -> Tensor:
-    """Bin of each gradient norm ``g = |d|`` in ``[0, 1]``: ``floor(g * bins)``, ``g = 1`` in the last
-    bin, elements that are not counted in the overflow bin ``bins``. int32 (half the bytes of int64)."""
-    # g >= 0, so truncation is floor; clamping the float first is the vectorised way.
-    idx = d.abs().mul_(bins).clamp_max_(bins - 1).to(torch.int32)
+def _bin_index(g: Tensor, bins: int, valid: Tensor | None, finite: Tensor | None) -> Tensor:
+    """Bin of each gradient norm ``g`` in ``[0, 1]``: ``floor(g * bins)``, ``g = 1`` in the last bin;
+    ``bins`` for elements not counted (``valid`` False), ``bins + 1`` where ``g`` is NaN or ``finite``
+    is False. int64; the kernel's pass 1 makes the same choices with the same float operations."""
+    scaled = (g * bins).clamp(max=bins - 1)  # g >= 0, so truncation below is floor
     if valid is not None:
-        idx.masked_fill_(~valid, bins)
-    return idx
+        scaled = torch.where(valid, scaled, bins)
+    bad = torch.isnan(scaled) if finite is None else torch.isnan(scaled) | ~finite
+    return torch.where(bad, bins + 1, scaled).long()
 
 
-def _count(idx: Tensor, bins: int, dtype: torch.dtype) -> Tensor:
+def _count(idx: Tensor, bins: int) -> Tensor:
+    """Elements per bin ``(bins + 2,)`` (int64, exact at any size): ``scatter_add`` into a fixed-size
+    output, no host sync (``bincount`` syncs on CUDA to find its length) and batchable by vmap."""
     flat = idx.reshape(-1)
-    if flat.device.type == "cpu":
-        return torch.bincount(flat, minlength=bins + 1).to(dtype)  # the fastest on CPU
-    # index_add_ has a fixed-size output: unlike bincount on CUDA it never syncs to find the max.
-    return torch.zeros(bins + 1, dtype=dtype, device=idx.device).index_add_(
-        0, flat, torch.ones((), dtype=dtype, device=idx.device).expand(flat.shape[0])
-    )
+    zeros = torch.zeros(bins + 2, dtype=torch.int64, device=idx.device)
+    return zeros.scatter_add(0, flat, torch.ones_like(flat))
 
 
 def _bin_weights(
     counts: Tensor,
+    *,
     tot: Tensor,
     bins: int,
     momentum: float,
@@ -151,141 +146,34 @@ def _bin_weights(
     normalization: str,
     update: bool,
 ) -> tuple[Tensor, Tensor]:
-    """Harmonizing weight per bin (with 0 for the overflow bin) and the density it used."""
-    counts = counts[:bins]
-    nonempty = counts > 0
-    density = counts
+    """Harmonizing weight per bin ``(bins + 2,)``, 0 for elements not counted and NaN for non-finite
+    ones, and the density ``(bins,)`` it used; writes ``running_counts`` when ``update``."""
+    c = counts[:bins].to(tot.dtype)
+    nonempty = c > 0
+    density = c
     if running_counts is not None:
-        run = running_counts.to(counts.dtype)
-        density = torch.where(nonempty, momentum * run + (1.0 - momentum) * counts, run)
+        run = running_counts.to(c.dtype)
+        density = torch.where(nonempty, momentum * run + (1.0 - momentum) * c, run)
         if update:
             running_counts.copy_(density)
     n = nonempty.sum() if normalization == "nonempty" else bins
     # empty bins hold no element; the clamp only keeps their (discarded) quotient finite.
-    beta = torch.where(nonempty, tot / (density.clamp_min(torch.finfo(counts.dtype).tiny) * n), 0.0)
-    return torch.cat([beta, beta.new_zeros(1)]), density
+    beta = torch.where(nonempty, tot / (density.clamp_min(torch.finfo(c.dtype).tiny) * n), 0.0)
+    # bin `bins` (not counted) weighs 0, bin `bins + 1` (not finite) NaN
+    return torch.cat([beta, beta.new_zeros(1), beta.new_full((1,), float("nan"))]), density
 
 
-def _tot(label_weight: Tensor | None, numel: int, dtype: torch.dtype, device, use_sum: bool) -> Tensor:
+def _tot(label_weight: Tensor | None, like: Tensor, use_sum: bool) -> Tensor:
+    """What ``'mean'`` divides by (and the weights' numerator): counted elements, at least 1."""
     if label_weight is None:
-        return torch.tensor(float(max(numel, 1)), dtype=dtype, device=device)
-    total = label_weight.to(dtype).sum() if use_sum else (label_weight > 0).sum().to(dtype)
+        return like.new_full((), float(max(like.numel(), 1)))
+    total = label_weight.to(like.dtype).sum() if use_sum else (label_weight > 0).sum().to(like.dtype)
     return total.clamp_min(1.0)  # the authors' max(tot, 1)
 
 
-def _bce(x: Tensor, y: Tensor) -> Tensor:
-    return F.binary_cross_entropy_with_logits(x, y, reduction="none")
-
-
-class _AttachGradient(torch.autograd.Function):
-    """Returns a loss computed without autograd and gives ``input`` a gradient computed with it: the
-    buffer (scaled in place on the first plain backward) or ``recompute(x)`` otherwise."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, value: Tensor, buffer: Tensor, recompute) -> Tensor:
-        ctx.save_for_backward(x)
-        ctx.buffer, ctx.recompute = buffer, recompute
-        return value.clone()
-
-    @staticmethod
-    def backward(ctx, grad_output: Tensor):
-        (x,) = ctx.saved_tensors
-        buf, ctx.buffer = ctx.buffer, None
-        if buf is not None and not torch.is_grad_enabled():
-            return buf.mul_(grad_output), None, None, None
-        return ctx.recompute(x) * grad_output, None, None, None
-
-
-def _ghmc_fused(
-    x: Tensor,
-    y: Tensor,
-    valid: Tensor | None,
-    wt: Tensor | None,
-    tot: Tensor,
-    bins: int,
-    momentum: float,
-    running_counts: Tensor | None,
-    normalization: str,
-    reduction: str,
-) -> Tensor:
-    n = x.numel()
-    xf, yf = x.detach().reshape(-1), y.reshape(-1)
-    vf = None if valid is None else valid.reshape(-1)
-    wf = None if wt is None else wt.reshape(-1)
-    buf = value = None
-    passes = (_compiled_kernel("ghmc_pass1", _ghmc_pass1), _compiled_kernel("ghmc_pass2", _ghmc_pass2))
-    if n >= _COMPILE_MIN_NUMEL and None not in passes:
-        try:
-            with torch.no_grad():
-                p, idx = passes[0](xf, yf, bins)
-                if vf is not None:
-                    idx.masked_fill_(~vf, bins)
-                counts = _count(idx, bins, x.dtype)
-                beta, _ = _bin_weights(
-                    counts, tot, bins, momentum, running_counts, normalization, update=True
-                )
-                beta_scaled = beta / tot if reduction == "mean" else beta
-                value, buf = passes[1](xf, yf, p, idx, beta_scaled, wf)
-                del p, idx
-        except Exception:  # no working compiler here: remember it and stay eager
-            _compiled["ghmc_pass1"] = _compiled["ghmc_pass2"] = None
-            buf = value = None
-    if buf is None:
-        buf, value, beta_scaled = _ghmc_eager(
-            xf, yf, vf, wf, tot, bins, momentum, running_counts, normalization, reduction
-        )
-    ys, vs, ws = y.detach(), valid, None if wt is None else wt.detach()
-
-    def recompute(xx: Tensor) -> Tensor:
-        with torch.no_grad():
-            idx = _bin_index(torch.sigmoid(xx.detach()) - ys, bins, vs)
-            w_el = beta_scaled.index_select(0, idx.reshape(-1)).view_as(xx)
-            if ws is not None:
-                w_el = w_el * ws
-        return (torch.sigmoid(xx) - ys) * w_el
-
-    return _AttachGradient.apply(x, value, buf.view_as(x), recompute)
-
-
-def _ghmc_eager(
-    xf: Tensor,
-    yf: Tensor,
-    vf: Tensor | None,
-    wf: Tensor | None,
-    tot: Tensor,
-    bins: int,
-    momentum: float,
-    running_counts: Tensor | None,
-    normalization: str,
-    reduction: str,
-) -> tuple[Tensor, Tensor, Tensor]:
-    n = xf.numel()
-    buf = torch.empty_like(xf)  # sigmoid(x) after pass 1, the gradient after pass 2
-    counts = xf.new_zeros(bins + 1)
-    with torch.no_grad():
-        for i in range(0, n, _CHUNK):  # pass 1: sigmoid and the histogram of g = |sigmoid(x) - y|
-            s = slice(i, i + _CHUNK)
-            p = torch.sigmoid(xf[s], out=buf[s])
-            counts += _count(_bin_index(p - yf[s], bins, None if vf is None else vf[s]), bins, xf.dtype)
-        beta, _ = _bin_weights(counts, tot, bins, momentum, running_counts, normalization, update=True)
-        beta_scaled = beta / tot if reduction == "mean" else beta
-        parts = []
-        for i in range(0, n, _CHUNK):  # pass 2: BCE and its closed-form gradient, weighted by bin
-            s = slice(i, i + _CHUNK)
-            xc, yc, p = xf[s], yf[s], buf[s]
-            d = p - yc  # d BCE / dx
-            w_el = beta_scaled.index_select(0, _bin_index(d, bins, None if vf is None else vf[s]))
-            if wf is not None:
-                w_el = w_el * wf[s]
-            # BCE = softplus(x) - x y, softplus(x) = relu(x) - log(max(p, 1 - p)): no log of a small
-            # rounded probability, and cheaper than softplus's exp + log1p (p is already there).
-            ce = torch.addcmul(
-                torch.relu(xc).sub_(torch.maximum(p, torch.rsub(p, 1.0)).log_()), xc, yc, value=-1.0
-            )
-            parts.append(torch.dot(ce, w_el))
-            torch.mul(d, w_el, out=buf[s])
-        value = torch.stack(parts).sum() if parts else xf.new_zeros(())
-    return buf, value, beta_scaled
+def _ghmc_weighted_sum(x: Tensor, y: Tensor, w_el: Tensor) -> Tensor:
+    """THE definition of GHM-C's loss given its (constant) element weights, summed."""
+    return (F.binary_cross_entropy_with_logits(x, y, reduction="none") * w_el).sum()
 
 
 def ghmc_loss(
@@ -322,7 +210,10 @@ def ghmc_loss(
             0.75 were its best; the authors' config ships 30 and 0.75, their default is 10 and 0).
         momentum: ``m`` in ``[0, 1)`` of the moving-average counts; needs ``running_counts``.
             Default: ``0.0``.
-        running_counts: float tensor ``(bins,)`` of moving-average counts, updated in place.
+        running_counts: float tensor ``(bins,)`` of moving-average counts, updated in place once per
+            call. Not accepted inside ``torch.func`` transforms (``grad``, ``vmap``, ``jacrev``):
+            torch.func forbids mutating a captured tensor, and under ``vmap`` one buffer cannot take
+            one update per batched call; use ``momentum=0`` without state there.
         label_weight: tensor of ``input``'s shape; only elements with ``label_weight > 0`` are
             counted and weighted (others get weight 0), as in the authors' code.
         normalization: ``'nonempty'`` (authors' code) or ``'all'`` (the paper's :math:`n` = bins).
@@ -333,22 +224,24 @@ def ghmc_loss(
             counted elements (all elements without ``label_weight``), at least 1.
 
     Returns:
-        Shape ``(*)`` if ``reduction='none'``, otherwise a scalar; dtype of ``input``.
+        Shape ``(*)`` if ``reduction='none'``, otherwise a scalar; dtype of ``input`` (float32 inside
+        ``torch.autocast``).
 
     Raises:
         ValueError: if shapes differ, ``bins < 1``, ``momentum`` is outside ``[0, 1)``, ``momentum > 0``
-            without ``running_counts``, ``running_counts`` is not ``(bins,)``, ``normalization`` or
-            ``reduction`` is unknown, or ``weight`` does not broadcast.
+            without ``running_counts``, ``running_counts`` is not ``(bins,)`` or is given inside a
+            ``torch.func`` transform, ``normalization`` or ``reduction`` is unknown, ``weight`` does not
+            broadcast, or a tensor is on another device.
         TypeError: if ``input``, ``target``, ``weight`` or ``running_counts`` is not floating point,
             ``label_weight`` is neither floating nor bool, or ``bins`` is not an int.
 
     Note:
-        For a reduced loss with a gradient only for ``input``, a fused path computes the histogram,
-        the loss and the closed-form gradient :math:`w_i \beta_i (\sigma(x_i) - y_i)` in two chunked
-        passes; ``backward`` scales that buffer in place. ``'mean'`` equals the authors'
-        ``sum(beta * bce) / tot``. Bin edges: an element with ``g`` exactly on an interior edge
-        ``k/bins`` goes to bin ``floor(g * bins)``, which can differ from the authors' float
-        comparisons by one bin at such measure-zero points.
+        A reduced loss on the CPU takes a fused kernel (``losskit._kernels.ghm``): the histogram, the
+        loss and the closed-form gradient :math:`w_i \beta_i (\sigma(x_i) - y_i)` in two chunked
+        passes. ``'mean'`` equals the authors' ``sum(beta * bce) / tot``. Bin edges: an element with
+        ``g`` exactly on an interior edge ``k/bins`` goes to bin ``floor(g * bins)``, which can differ
+        from the authors' float comparisons by one bin at such measure-zero points. An element with a
+        non-finite ``input`` or ``target`` has a NaN loss and is in no bin.
 
     Example:
         >>> input = torch.tensor([[4.0, -4.0], [0.0, -4.0]])
@@ -362,45 +255,39 @@ def ghmc_loss(
         https://arxiv.org/abs/1811.05181
     """
     fn = "ghmc_loss"
-    momentum = _check_common(fn, input, target, bins, momentum, running_counts, label_weight, normalization)
+    momentum = _check_common(
+        fn, input, target, bins, momentum, running_counts, label_weight, normalization, weight
+    )
     check_reduction(fn, reduction)
     check_weight(fn, weight, input.shape)
-    dtype = input.dtype
-    ct = compute_dtype(dtype)
-    x, y = input.to(ct), target.to(ct)
-    wt = None if weight is None else weight.to(ct)
-    valid = None if label_weight is None else label_weight > 0
-    tot = _tot(label_weight, x.numel(), ct, x.device, use_sum=False)
-    fused = (
-        reduction != "none"
-        and not torch.compiler.is_compiling()
-        and not target.requires_grad
-        and (wt is None or (not wt.requires_grad and wt.shape == x.shape))
-        and torch.is_grad_enabled()
-        and x.requires_grad
-    )
-    if fused:
-        out = _ghmc_fused(
-            x.contiguous(),
-            y.contiguous(),
-            None if valid is None else valid.contiguous(),
-            None if wt is None else wt.contiguous(),
-            tot,
-            bins,
-            momentum,
-            running_counts,
-            normalization,
-            reduction,
+    dtype = output_dtype(input)
+    with no_autocast(input.device):
+        ct = compute_dtype(input.dtype)
+        x, y = input.to(ct), target.to(ct)
+        wt = None if weight is None else weight.to(ct)
+        valid = None if label_weight is None else label_weight > 0
+        tot = _tot(label_weight, x, use_sum=False)
+        weights = functools.partial(
+            _bin_weights,
+            tot=tot,
+            bins=bins,
+            momentum=momentum,
+            running_counts=running_counts,
+            normalization=normalization,
+            update=True,
         )
-        return out.to(dtype)
-    with torch.no_grad():
-        idx = _bin_index(torch.sigmoid(x) - y, bins, valid)
-        beta, _ = _bin_weights(
-            _count(idx, bins, ct), tot, bins, momentum, running_counts, normalization, True
-        )
-        w_el = beta.index_select(0, idx.reshape(-1)).view_as(x)
-    loss = reduce_loss(_bce(x, y) * w_el, reduction, wt, divisor=tot)
-    return loss.to(dtype)
+        if _fast.eligible(x, y, label_weight, wt, reduction):  # the one place the fast path is chosen
+            scale = 1.0 / tot if reduction == "mean" else None
+            out = _fast.ghmc(x, y, valid, wt, bins, lambda c: weights(c)[0], scale, _ghmc_weighted_sum)
+        else:
+            with torch.no_grad():
+                xd, yd = x.detach(), y.detach()
+                finite = torch.isfinite(xd) & torch.isfinite(yd)
+                idx = _bin_index((torch.sigmoid(xd) - yd).abs(), bins, valid, finite)
+                w_el = weights(_count(idx, bins))[0][idx]
+            bce = F.binary_cross_entropy_with_logits(x, y, reduction="none")
+            out = reduce_loss(bce * w_el, reduction, wt, divisor=tot)
+    return out.to(dtype)
 
 
 def ghmc_statistics(
@@ -430,15 +317,31 @@ def ghmc_statistics(
         x, y = input.detach().to(ct), target.detach().to(ct)
         valid = None if label_weight is None else label_weight > 0
         g = (torch.sigmoid(x) - y).abs()
-        counts = _count(_bin_index(g, bins, valid), bins, ct)
-        tot = _tot(label_weight, x.numel(), ct, x.device, use_sum=False)
-        beta, density = _bin_weights(counts, tot, bins, momentum, running_counts, normalization, False)
+        counts = _count(_bin_index(g, bins, valid, torch.isfinite(x) & torch.isfinite(y)), bins)
+        tot = _tot(label_weight, x, use_sum=False)
+        beta, density = _bin_weights(
+            counts,
+            tot=tot,
+            bins=bins,
+            momentum=momentum,
+            running_counts=running_counts,
+            normalization=normalization,
+            update=False,
+        )
         edges = torch.arange(bins + 1, dtype=ct, device=x.device) / bins
-    return GHMStatistics(edges, counts[:bins], density, beta[:bins], g)
+    return GHMStatistics(edges, counts[:bins].to(ct), density, beta[:bins], g)
+
+
+def _gradient_norm_r(d: Tensor, mu: float) -> Tensor:
+    """GHM-R's ``g = |d| / sqrt(d^2 + mu^2)``; ``hypot`` neither underflows (``mu = 1e-30``) nor
+    overflows, so ``g`` is in ``[0, 1)`` for finite ``d`` and NaN for infinite ``d``."""
+    return d.abs() / torch.hypot(d, d.new_full((), mu))
 
 
 def _asl1(d: Tensor, mu: float) -> Tensor:
-    return torch.sqrt(d * d + mu * mu) - mu
+    """ASL1 ``sqrt(d^2 + mu^2) - mu``, written ``d * d / (sqrt(d^2 + mu^2) + mu)``: no cancellation
+    for ``|d| << mu`` and no overflow of ``d^2``; smooth at 0 (second derivative ``1/mu``)."""
+    return d * (d / (torch.hypot(d, d.new_full((), mu)) + mu))
 
 
 def ghmr_loss(
@@ -468,10 +371,12 @@ def ghmr_loss(
     Args:
         input: predicted regression targets, any shape ``(*)``; usually ``(N, 4)``.
         target: regression targets, same shape as ``input``.
-        mu: ASL1 smoothness ``> 0``. Default: ``0.02`` (the paper's).
+        mu: ASL1 smoothness ``> 0`` (any positive float, ``1e-30`` included). Default: ``0.02`` (the
+            paper's).
         bins: number of bins ``>= 1``. Default: ``10``.
         momentum: ``m`` in ``[0, 1)``; needs ``running_counts``. Default: ``0.0``.
-        running_counts: float tensor ``(bins,)`` of moving-average counts, updated in place.
+        running_counts: float tensor ``(bins,)`` of moving-average counts, updated in place once per
+            call (not inside ``torch.func`` transforms, as in :func:`ghmc_loss`).
         label_weight: tensor of ``input``'s shape; elements with ``label_weight > 0`` are counted.
         normalization: ``'nonempty'`` (authors' code) or ``'all'`` (the paper's). Default: ``'nonempty'``.
         weight: optional per-element weights, broadcastable to ``(*)``; not in the histogram.
@@ -479,11 +384,17 @@ def ghmr_loss(
             ``label_weight`` (as the authors' GHM-R), the number of elements without it; at least 1.
 
     Returns:
-        Shape ``(*)`` if ``reduction='none'``, otherwise a scalar; dtype of ``input``.
+        Shape ``(*)`` if ``reduction='none'``, otherwise a scalar; dtype of ``input`` (float32 inside
+        ``torch.autocast``).
 
     Raises:
         ValueError: as :func:`ghmc_loss`, and if ``mu <= 0``.
         TypeError: as :func:`ghmc_loss`.
+
+    Note:
+        Computed as :math:`d^2 / (\sqrt{d^2 + \mu^2} + \mu)` with ``hypot``: exact to rounding for
+        residuals far below ``mu`` and for ``mu`` far below the residuals. A residual that is not
+        finite gives NaN.
 
     Example:
         >>> ghmr_loss(torch.tensor([0.0, 1.0]), torch.tensor([0.0, 0.0]), bins=2, reduction="none")
@@ -495,23 +406,32 @@ def ghmr_loss(
     """
     fn = "ghmr_loss"
     mu = check_positive(fn, "mu", mu)
-    momentum = _check_common(fn, input, target, bins, momentum, running_counts, label_weight, normalization)
+    momentum = _check_common(
+        fn, input, target, bins, momentum, running_counts, label_weight, normalization, weight
+    )
     check_reduction(fn, reduction)
     check_weight(fn, weight, input.shape)
-    dtype = input.dtype
-    ct = compute_dtype(dtype)
-    d = input.to(ct) - target.to(ct)
-    valid = None if label_weight is None else label_weight > 0
-    tot = _tot(label_weight, d.numel(), ct, d.device, use_sum=True)
-    with torch.no_grad():
-        g = d.abs() / torch.sqrt(d * d + mu * mu)
-        idx = _bin_index(g, bins, valid)
-        beta, _ = _bin_weights(
-            _count(idx, bins, ct), tot, bins, momentum, running_counts, normalization, True
-        )
-        w_el = beta.index_select(0, idx.reshape(-1)).view_as(d)
-    wt = None if weight is None else weight.to(ct)
-    return reduce_loss(_asl1(d, mu) * w_el, reduction, wt, divisor=tot).to(dtype)
+    dtype = output_dtype(input)
+    with no_autocast(input.device):
+        ct = compute_dtype(input.dtype)
+        d = input.to(ct) - target.to(ct)
+        valid = None if label_weight is None else label_weight > 0
+        tot = _tot(label_weight, d, use_sum=True)
+        with torch.no_grad():
+            idx = _bin_index(_gradient_norm_r(d.detach(), mu), bins, valid, None)
+            beta, _ = _bin_weights(
+                _count(idx, bins),
+                tot=tot,
+                bins=bins,
+                momentum=momentum,
+                running_counts=running_counts,
+                normalization=normalization,
+                update=True,
+            )
+            w_el = beta[idx]
+        wt = None if weight is None else weight.to(ct)
+        out = reduce_loss(_asl1(d, mu) * w_el, reduction, wt, divisor=tot)
+    return out.to(dtype)
 
 
 def ghmr_statistics(
@@ -538,9 +458,17 @@ def ghmr_statistics(
         ct = compute_dtype(input.dtype)
         d = input.detach().to(ct) - target.detach().to(ct)
         valid = None if label_weight is None else label_weight > 0
-        g = d.abs() / torch.sqrt(d * d + mu * mu)
-        counts = _count(_bin_index(g, bins, valid), bins, ct)
-        tot = _tot(label_weight, d.numel(), ct, d.device, use_sum=True)
-        beta, density = _bin_weights(counts, tot, bins, momentum, running_counts, normalization, False)
+        g = _gradient_norm_r(d, mu)
+        counts = _count(_bin_index(g, bins, valid, None), bins)
+        tot = _tot(label_weight, d, use_sum=True)
+        beta, density = _bin_weights(
+            counts,
+            tot=tot,
+            bins=bins,
+            momentum=momentum,
+            running_counts=running_counts,
+            normalization=normalization,
+            update=False,
+        )
         edges = torch.arange(bins + 1, dtype=ct, device=d.device) / bins
-    return GHMStatistics(edges, counts[:bins], density, beta[:bins], g)
+    return GHMStatistics(edges, counts[:bins].to(ct), density, beta[:bins], g)

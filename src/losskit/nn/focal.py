@@ -11,20 +11,28 @@ from ..functional._validation import check_floating, check_interval, check_nonne
 __all__ = ["SigmoidFocalLoss", "SoftmaxFocalLoss"]
 
 
-def _alpha(name: str, alpha: float | Tensor | None) -> tuple[float | None, Tensor | None]:
+def _alpha(
+    name: str, alpha: float | Tensor | None, *, negative_is_none: bool = False
+) -> tuple[float | None, Tensor | None]:
     if isinstance(alpha, Tensor):
         check_floating(name, "alpha", alpha)
         return None, alpha
-    if alpha is not None:
-        return check_interval(name, "alpha", alpha, 0.0, 1.0), None
-    return None, None
+    if alpha is None:
+        return None, None
+    if negative_is_none:  # torchvision's and fvcore's alpha=-1: no weighting
+        value = check_interval(name, "alpha", alpha)  # a number, not NaN
+        if value > 1:
+            raise ValueError(f"{name}: alpha must be in [0, 1], or negative for no weighting; got {alpha}")
+        return (None if value < 0 else value), None
+    return check_interval(name, "alpha", alpha, 0.0, 1.0), None
 
 
 class SigmoidFocalLoss(nn.Module):
     """Module form of :func:`losskit.functional.sigmoid_focal_loss`.
 
     Args:
-        alpha: ``None``, a float in ``[0, 1]`` or a per-class tensor ``(C,)`` (kept as a buffer).
+        alpha: ``None``, a float in ``[0, 1]`` or a per-class tensor ``(C,)`` (kept as a buffer); a
+            negative float (torchvision's ``alpha=-1``) means no weighting, as ``None``.
             Default: ``0.25``.
         gamma: focusing parameter ``>= 0``. Default: ``2.0``.
         reduction: ``'none'`` | ``'mean'`` | ``'sum'``. Default: ``'mean'``.
@@ -42,7 +50,7 @@ class SigmoidFocalLoss(nn.Module):
         super().__init__()
         name = type(self).__name__
         check_reduction(name, reduction)
-        self.alpha, per_class = _alpha(name, alpha)
+        self.alpha, per_class = _alpha(name, alpha, negative_is_none=True)
         self.register_buffer("alpha_per_class", per_class)
         self.gamma = check_nonnegative(name, "gamma", gamma)
         self.reduction = reduction
