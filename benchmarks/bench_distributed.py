@@ -26,7 +26,6 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 import losskit.functional as LF
-from losskit import distributed as LD
 
 try:
     from common import Bench
@@ -55,7 +54,7 @@ def _setup(c: int) -> dict:
 
 
 def sharded(inputs: dict) -> torch.Tensor:
-    return LD.class_parallel_margin_loss(
+    return LF.margin_softmax_loss(
         inputs["input"], inputs["centers"], inputs["target"], target_logit=ARCFACE, scale=64.0,
         process_group=_group(),
     )  # fmt: skip
@@ -80,7 +79,7 @@ def benchmarks(quick: bool) -> list[Bench]:
     sizes = [10_000] if quick else [10_000, 100_000]
     return [
         Bench(
-            name="class_parallel_margin_loss",
+            name="margin_softmax_loss_class_parallel",
             family="distributed",
             size=f"{N} x {D} x {c} (1 rank)",
             setup=functools.partial(_setup, c),

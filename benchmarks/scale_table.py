@@ -7,8 +7,8 @@ candidate in fresh processes so that every peak is its own:
 * ``unfused``: the usual composition: normalise, full ``(N, C)`` cosine logits, then
   :func:`losskit.functional.arcface_loss` on them;
 * ``fused``: :func:`losskit.functional.margin_softmax_loss`, which streams over class chunks;
-* ``sharded``: :func:`losskit.distributed.class_parallel_margin_loss` on a gloo group of 2 ranks on this
-  machine (one thread each); each rank holds ``C / 2`` centres and ``N / 2`` embeddings.
+* ``sharded``: :func:`losskit.functional.margin_softmax_loss` with ``process_group``, on a gloo group of 2
+  ranks on this machine (one thread each); each rank holds ``C / 2`` centres and ``N / 2`` embeddings.
 
 Peak memory is the peak resident set above the inputs (embeddings and centres) of one step, measured after
 the timing and a warm-up step (``_harness.peak_rss_of_step``: one-time allocations such as BLAS buffers and
@@ -112,7 +112,7 @@ def _rank(rank: int, world: int, classes: int, store: str) -> dict:
     x, w = inputs["input"], inputs["centers"]
 
     def step():
-        return LD.class_parallel_margin_loss(
+        return LF.margin_softmax_loss(
             x,
             w,
             target,

@@ -7,9 +7,9 @@ Data: scikit-learn's handwritten digits (1,797 8x8 images, 10 classes, shipped w
 The backbone (a small MLP giving 32-d embeddings) is replicated with DDP; the ArcFace class centres are
 sharded by class: rank r holds ``losskit.distributed.class_shard(10, world_size, r)``. Each step splits
 a global batch of 128 images over the ranks (unequal shares when it does not divide), and
-``class_parallel_margin_loss`` returns the loss of the whole global batch on every rank. DDP is told
-to SUM the backbone gradients (``sum_gradients_hook``), so every step is exactly the step one process
-would take on the whole batch with all the centres.
+``margin_softmax_loss(..., process_group=group)`` returns the loss of the whole global batch on every
+rank. DDP is told to SUM the backbone gradients (``sum_gradients_hook``), so every step is exactly the
+step one process would take on the whole batch with all the centres.
 
 At the end, every image of the held-out quarter is classified by its nearest centre (cosine); the
 script prints the test accuracy (about 0.97 after 15 epochs, in seconds on a laptop CPU).
@@ -86,7 +86,7 @@ def main() -> None:
         total, steps = 0.0, 0
         for batch in order.split(args.batch_size):
             mine = batch.tensor_split(world)[rank]  # unequal shares when the batch does not divide
-            loss = LD.class_parallel_margin_loss(
+            loss = LF.margin_softmax_loss(
                 model(x_all[mine].to(device)),
                 centers,
                 y_all[mine].to(device),

@@ -16,8 +16,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+import losskit.functional as LF
 from losskit import distributed as LD
-from losskit.distributed import margin as LDM
+from losskit.functional import fused
 
 D_IN, D, C = 5, 6, 11
 MARGIN = 0.5
@@ -71,7 +72,7 @@ def _margin(world: int, rank: int, group) -> dict:
     out: dict = {}
     # per-row scale (SphereFace style) and weights, 'mean'
     x, w, s = _leaf(data["x"][rows]), _leaf(data["w"][cls]), _leaf(data["s"][rows])
-    loss = LD.class_parallel_margin_loss(
+    loss = LF.margin_softmax_loss(
         x,
         w,
         data["y"][rows],
@@ -86,12 +87,12 @@ def _margin(world: int, rank: int, group) -> dict:
     out["mean"] = (loss.detach(), x.grad, w.grad, s.grad)
     # float scale, 'none' with a different upstream gradient per row, default chunking
     x, w = _leaf(data["x"][rows]), _leaf(data["w"][cls])
-    none = LD.class_parallel_margin_loss(
+    none = LF.margin_softmax_loss(
         x, w, data["y"][rows], target_logit=arcface_logit, scale=30.0, process_group=group, reduction="none"
     )
     (none * data["coef"][rows]).sum().backward()
     out["none"] = (none.detach(), x.grad, w.grad)
-    total = LD.class_parallel_margin_loss(
+    total = LF.margin_softmax_loss(
         x.detach(), w.detach(), data["y"][rows], target_logit=arcface_logit, scale=30.0,
         process_group=group, reduction="sum",
     )  # fmt: skip
@@ -100,13 +101,22 @@ def _margin(world: int, rank: int, group) -> dict:
     x, w = _leaf(data["x"][rows]), _leaf(data["w"][cls])
     t_block = data["y"] - cls.start
     gen = torch.Generator().manual_seed(100 + rank)
-    keep = LDM._partial_fc_index(t_block, cls.stop - cls.start, 0.5, gen)
-    loss = LD.class_parallel_margin_loss(
+    keep = fused._partial_fc_keep(t_block, cls.stop - cls.start, 0.5, gen)
+    loss = LF.margin_softmax_loss(
         x, w, data["y"][rows], target_logit=arcface_logit, scale=20.0, process_group=group,
         sample_rate=0.5, generator=torch.Generator().manual_seed(100 + rank), chunk_size=3,
     )  # fmt: skip
     loss.backward()
     out["partial_fc"] = (loss.detach(), x.grad, w.grad, keep + cls.start)
+    # the last rank's embeddings need no gradient, its centres do: every rank still takes part in the
+    # row-gradient collective of backward
+    x = data["x"][rows].clone().requires_grad_(rank != world - 1)
+    w = _leaf(data["w"][cls])
+    loss = LF.margin_softmax_loss(
+        x, w, data["y"][rows], target_logit=arcface_logit, scale=30.0, process_group=group, chunk_size=3
+    )
+    loss.backward()
+    out["some_inputs_without_grad"] = (loss.detach(), x.grad, w.grad)
     return out
 
 
@@ -138,7 +148,7 @@ def _train(world: int, rank: int, group) -> dict:
     for step in range(train_steps()):
         inp, y = step_batch(world, step)
         opt.zero_grad()
-        loss = LD.class_parallel_margin_loss(
+        loss = LF.margin_softmax_loss(
             ddp(inp[rows]), centers, y[rows], target_logit=arcface_logit, scale=8.0,
             process_group=group, num_classes=C, chunk_size=4,
         )  # fmt: skip
@@ -179,7 +189,7 @@ def _errors(world: int, rank: int, group) -> dict:
             torch.full((xi.shape[0],), 30.0, dtype=xi.dtype) if name == "bad_scale_kind" and last else 30.0
         )
         out[name] = _outcome(
-            LD.class_parallel_margin_loss,
+            LF.margin_softmax_loss,
             xi, wi, yi, target_logit=arcface_logit, scale=scale, process_group=group, num_classes=C,
         )  # fmt: skip
     e, labels = data["e"][rows], data["labels"][rows]
@@ -193,6 +203,43 @@ def _errors(world: int, rank: int, group) -> dict:
     # the group is still usable after a raised check
     t = torch.ones(1)
     dist.all_reduce(t, group=group)
+    out["after"] = t
+    return out
+
+
+def margin_mismatches() -> dict:
+    """Class-parallel margin calls where the last rank passes one argument differently (or a bad one):
+    the last rank's keyword arguments. Each must raise the same clear error on every rank (before, a
+    different ``reduction`` left ranks blocked in a collective until the process-group timeout)."""
+    return {
+        "margin_reduction_sum": {"reduction": "sum"},
+        "margin_reduction_none": {"reduction": "none"},
+        "margin_sample_rate": {"sample_rate": 0.5},
+        "margin_num_classes": {"num_classes": C + 1},
+        "margin_requires_grad": {"requires_grad": False},  # neither input nor centres need gradients
+        "margin_no_grad_mode": {"no_grad": True},
+        "margin_target_logit_shape": {"target_logit": lambda c: arcface_logit(c)[:, None]},
+        "margin_negative_label": {"label": -1},
+    }
+
+
+def _margin_mismatch(world: int, rank: int, group) -> dict:
+    data = global_data(world)
+    rows, cls = row_slice(world, rank), class_slice(world, rank)
+    last = rank == world - 1
+    out = {}
+    for name, differs in margin_mismatches().items():
+        kwargs = {"target_logit": arcface_logit, "scale": 30.0, "num_classes": C, **(differs if last else {})}
+        grad = kwargs.pop("requires_grad", True)
+        x = data["x"][rows].clone().requires_grad_(grad)
+        w = data["w"][cls].clone().requires_grad_(grad)
+        y = data["y"][rows].clone()
+        if "label" in kwargs:
+            y[:] = kwargs.pop("label")
+        with torch.no_grad() if kwargs.pop("no_grad", False) else torch.enable_grad():
+            out[name] = _outcome(LF.margin_softmax_loss, x, w, y, process_group=group, **kwargs)
+    t = torch.ones(1)
+    dist.all_reduce(t, group=group)  # the group is still usable after every raised check
     out["after"] = t
     return out
 
@@ -303,6 +350,7 @@ SCENARIOS = {
     "metric": _metric,
     "metric_mismatch": _metric_mismatch,
     "modules": _modules,
+    "margin_mismatch": _margin_mismatch,
 }
 
 

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 import losskit.functional as LF
 import losskit.nn as LN
 from cases import Case, randn
+from losskit.functional._validation import no_autocast
 
 C, D, K = 5, 4, 3
 
@@ -39,8 +40,9 @@ def _w(d):
 
 
 def _subcenter_cosine(x, centers):
-    """(N, C * K) cosines, class-major, as SubCenterArcFaceLoss computes them."""
-    return F.linear(F.normalize(x, dim=1), F.normalize(centers, dim=1))
+    """(N, C * K) cosines, class-major, as SubCenterArcFaceLoss computes them (autocast off, as it)."""
+    with no_autocast(x.device):
+        return F.linear(F.normalize(x, dim=1), F.normalize(centers.to(x.dtype), dim=1))
 
 
 def _module(cls, **kw):
@@ -60,17 +62,29 @@ CASES = [
         "normface_loss",
         _cosine,
         lambda d, r: LF.normface_loss(d["input"], d["target"], scale=8.0, reduction=r),
+        labels="target",
+        num_classes=C,
     ),
     Case(
         "cosface_loss",
         _cosine,
         lambda d, r: LF.cosface_loss(d["input"], d["target"], scale=16.0, reduction=r),
+        labels="target",
+        num_classes=C,
     ),
-    Case("am_softmax_loss", _cosine, lambda d, r: LF.am_softmax_loss(d["input"], d["target"], reduction=r)),
+    Case(
+        "am_softmax_loss",
+        _cosine,
+        lambda d, r: LF.am_softmax_loss(d["input"], d["target"], reduction=r),
+        labels="target",
+        num_classes=C,
+    ),
     Case(
         "arcface_loss",
         _cosine,
         lambda d, r: LF.arcface_loss(d["input"], d["target"], scale=16.0, reduction=r),
+        labels="target",
+        num_classes=C,
     ),
     Case(
         "combined_margin_loss",
@@ -78,12 +92,16 @@ CASES = [
         lambda d, r: LF.combined_margin_loss(
             d["input"], d["target"], scale=16.0, m1=0.9, m2=0.4, m3=0.15, reduction=r
         ),
+        labels="target",
+        num_classes=C,
     ),
     Case(
         "sphereface_loss",
         _cosine_norms,
         lambda d, r: LF.sphereface_loss(d["input"], d["target"], scale=d["norms"], lambda_=5.0, reduction=r),
         grad_keys=("input", "norms"),
+        labels="target",
+        num_classes=C,
     ),
     Case(
         "subcenter_arcface_loss",
@@ -104,6 +122,8 @@ CASES = [
             scale=16.0,
             reduction=r,
         ),
+        labels="target",
+        num_classes=C,
     ),
     Case(
         "l2_softmax_loss",
@@ -114,6 +134,8 @@ CASES = [
         module_reference=lambda m, d, r: LF.l2_softmax_loss(
             d["input"], m.weight, d["target"], alpha=3.0, bias=m.bias, reduction=r
         ),
+        labels="target",
+        num_classes=C,
     ),
     Case(
         "large_margin_softmax_loss",
@@ -132,5 +154,7 @@ CASES = [
             reduction=r,
         ),
         stateful=True,
+        labels="target",
+        num_classes=C,
     ),
 ]

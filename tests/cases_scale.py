@@ -65,6 +65,8 @@ CASES = [
         lambda d, r: _fused(d, r, _ARC, 16.0),
         module=_module(LN.ArcFaceLoss, scale=16.0),
         call_module=_call_module,
+        labels="target",
+        num_classes=C,
         module_reference=lambda m, d, r: LF.arcface_loss(
             _cosine(d["input"], m.centers), d["target"], scale=16.0, reduction=r
         ),
@@ -75,6 +77,8 @@ CASES = [
         lambda d, r: _fused(d, r, functools.partial(LF.cosface_target_logit, margin=0.35), 16.0),
         module=_module(LN.CosFaceLoss, scale=16.0),
         call_module=_call_module,
+        labels="target",
+        num_classes=C,
         module_reference=lambda m, d, r: LF.cosface_loss(
             _cosine(d["input"], m.centers), d["target"], scale=16.0, reduction=r
         ),
@@ -85,6 +89,8 @@ CASES = [
         lambda d, r: _fused(d, r, functools.partial(LF.cosface_target_logit, margin=0.35), 30.0),
         module=_module(LN.AMSoftmaxLoss),
         call_module=_call_module,
+        labels="target",
+        num_classes=C,
         module_reference=lambda m, d, r: LF.am_softmax_loss(
             _cosine(d["input"], m.centers), d["target"], reduction=r
         ),
@@ -97,6 +103,8 @@ CASES = [
         ),
         module=_module(LN.CombinedMarginLoss, scale=16.0, m1=0.9, m2=0.4, m3=0.15),
         call_module=_call_module,
+        labels="target",
+        num_classes=C,
         module_reference=lambda m, d, r: LF.combined_margin_loss(
             _cosine(d["input"], m.centers), d["target"], scale=16.0, m1=0.9, m2=0.4, m3=0.15, reduction=r
         ),
@@ -110,6 +118,8 @@ CASES = [
         ),
         module=_module(LN.SphereFaceLoss, base=100.0, gamma=1.0),
         call_module=_call_module,
+        labels="target",
+        num_classes=C,
         module_reference=_sphere_reference,
         stateful=True,
     ),
@@ -119,6 +129,8 @@ CASES = [
         lambda d, r: _fused(d, r, lambda c: c, 8.0),
         module=_module(LN.NormFaceLoss, scale=8.0),
         call_module=_call_module,
+        labels="target",
+        num_classes=C,
         module_reference=lambda m, d, r: LF.normface_loss(
             _cosine(d["input"], m.centers), d["target"], scale=8.0, reduction=r
         ),

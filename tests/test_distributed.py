@@ -20,11 +20,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import _dist_workers as W
+import losskit.functional as LF
 from losskit import distributed as LD
-from losskit.distributed import margin as LDM
 from losskit.functional import fused
 
-FN = "class_parallel_margin_loss"
+FN = "margin_softmax_loss"  # the class-parallel margin loss is margin_softmax_loss(process_group=...)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -64,16 +64,11 @@ def test_single_process_matches_reference(n, c, chunk, scale, seed, kept):
     x = torch.randn(n, 4, generator=g, dtype=torch.float64, requires_grad=True)
     w = torch.randn(c, 4, generator=g, dtype=torch.float64, requires_grad=True)
     y = torch.randint(0, c, (n,), generator=g)
-    budget = fused.KEEP_BUDGET_BYTES
-    fused.KEEP_BUDGET_BYTES = kept * n * chunk * 8  # keep `kept` chunks, recompute the rest
-    try:
-        got = LD.class_parallel_margin_loss(
-            x, w, y, target_logit=W.arcface_logit, scale=scale, process_group=None, chunk_size=chunk,
-            reduction="sum",
-        )  # fmt: skip
-        gx, gw = torch.autograd.grad(got, (x, w))
-    finally:
-        fused.KEEP_BUDGET_BYTES = budget
+    got = LF.margin_softmax_loss(
+        x, w, y, target_logit=W.arcface_logit, scale=scale, process_group=None, chunk_size=chunk,
+        keep_budget=kept * n * chunk * 8, reduction="sum",
+    )  # fmt: skip  # keep `kept` chunks, recompute the rest
+    gx, gw = torch.autograd.grad(got, (x, w))
     want = ref_margin_rows(x, w, y, scale, W.arcface_logit).sum()
     rx, rw = torch.autograd.grad(want, (x, w))
     torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
@@ -85,7 +80,7 @@ def test_single_process_equals_cross_entropy_at_margin_zero():
     # phi = identity: plain NormFace, i.e. F.cross_entropy on s * cos
     x, w = torch.randn(5, 3, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
     y = torch.tensor([0, 3, 3, 1, 2])
-    got = LD.class_parallel_margin_loss(x, w, y, target_logit=lambda c: c, scale=16.0, process_group=None)
+    got = LF.margin_softmax_loss(x, w, y, target_logit=lambda c: c, scale=16.0, process_group=None)
     want = F.cross_entropy(16.0 * F.normalize(x) @ F.normalize(w).T, y)
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
 
@@ -98,7 +93,7 @@ def test_single_process_gradcheck_with_per_row_scale():
     y = torch.tensor([0, 4, 2, 2])
 
     def f(x, w, s):
-        return LD.class_parallel_margin_loss(
+        return LF.margin_softmax_loss(
             x, w, y, target_logit=W.arcface_logit, scale=s, process_group=None, chunk_size=2
         )
 
@@ -108,7 +103,7 @@ def test_single_process_gradcheck_with_per_row_scale():
 def test_single_process_empty_batch_and_low_precision():
     x = torch.zeros(0, 3, requires_grad=True)
     w = torch.randn(4, 3, requires_grad=True)
-    loss = LD.class_parallel_margin_loss(
+    loss = LF.margin_softmax_loss(
         x, w, torch.zeros(0, dtype=torch.long), target_logit=W.arcface_logit, scale=30.0, process_group=None
     )
     assert loss.item() == 0.0 and loss.requires_grad
@@ -117,11 +112,9 @@ def test_single_process_empty_batch_and_low_precision():
     xb = torch.randn(6, 3, dtype=torch.float64)
     wb = torch.randn(4, 3, dtype=torch.float64)
     y = torch.tensor([0, 1, 2, 3, 0, 1])
-    want = LD.class_parallel_margin_loss(
-        xb, wb, y, target_logit=W.arcface_logit, scale=30.0, process_group=None
-    )
+    want = LF.margin_softmax_loss(xb, wb, y, target_logit=W.arcface_logit, scale=30.0, process_group=None)
     for dtype in (torch.float16, torch.bfloat16, torch.float32):
-        got = LD.class_parallel_margin_loss(
+        got = LF.margin_softmax_loss(
             xb.to(dtype), wb.to(dtype), y, target_logit=W.arcface_logit, scale=30.0, process_group=None
         )
         assert got.dtype == dtype
@@ -136,8 +129,12 @@ def test_single_process_empty_batch_and_low_precision():
         ({"centers": torch.zeros(4, 3, dtype=torch.long)}, TypeError, r"centers must be a floating-point"),
         ({"target": torch.zeros(2)}, TypeError, r"target must be an integer tensor"),
         ({"input": torch.zeros(2, 3, 1)}, ValueError, r"expected input of shape \(N, D\), got \(2, 3, 1\)"),
-        ({"centers": torch.zeros(4)}, ValueError, r"expected centers of shape \(C_local, D\), got \(4,\)"),
-        ({"target": torch.zeros(2, 1, dtype=torch.long)}, ValueError, r"expected target of shape \(N,\)"),
+        ({"centers": torch.zeros(4)}, ValueError, r"expected centers of shape \(C, D\), got \(4,\)"),
+        (
+            {"target": torch.zeros(2, 1, dtype=torch.long)},
+            ValueError,
+            r"expected target of shape \(2,\), got \(2, 1\)",
+        ),
         (
             {"target": torch.zeros(3, dtype=torch.long)},
             ValueError,
@@ -146,10 +143,12 @@ def test_single_process_empty_batch_and_low_precision():
         (
             {"centers": torch.zeros(4, 2)},
             ValueError,
-            r"expected centers of shape \(C_local, 3\), got \(4, 2\)",
+            r"expected centers of shape \(C, 3\), got \(4, 2\)",
         ),
         ({"target_logit": 0.5}, TypeError, r"target_logit must be callable; got float"),
-        ({"scale": torch.ones(3)}, ValueError, r"expected scale of shape \(2,\) or a float, got \(3,\)"),
+        ({"scale": torch.ones(3)}, ValueError, r"expected scale of shape \(\) or \(2,\), got \(3,\)"),
+        ({"target": torch.tensor([0, -1])}, ValueError, r"target must hold class indices in \[0, 4\)"),
+        ({"keep_budget": -1}, ValueError, r"keep_budget must be >= 0 \(bytes\); got -1"),
         ({"scale": torch.ones(2, dtype=torch.long)}, TypeError, r"scale must be a floating-point"),
         ({"scale": 0.0}, ValueError, r"scale must be in \(0.0, inf\); got 0.0"),
         ({"sample_rate": 0.0}, ValueError, r"sample_rate must be in \(0.0, 1.0\]; got 0.0"),
@@ -173,7 +172,7 @@ def test_argument_errors_single_process(kwargs, err, match):
     }
     args.update(kwargs)
     with pytest.raises(err, match=f"{FN}: {match}"):
-        LD.class_parallel_margin_loss(args.pop("input"), args.pop("centers"), args.pop("target"), **args)
+        LF.margin_softmax_loss(args.pop("input"), args.pop("centers"), args.pop("target"), **args)
 
 
 def test_class_shard_matches_tensor_split():
@@ -192,10 +191,10 @@ def test_class_shard_matches_tensor_split():
 def test_partial_fc_keeps_every_positive():
     g = torch.Generator().manual_seed(0)
     t = torch.tensor([3, 3, 17, -4, 9, 40])  # block positions; -4 and 40 belong to other ranks
-    keep = LDM._partial_fc_index(t, 20, 0.25, g)
+    keep = fused._partial_fc_keep(t, 20, 0.25, g)
     assert keep.tolist() == sorted(set(keep.tolist()))
     assert {3, 9, 17} <= set(keep.tolist()) and len(keep) == 5  # int(0.25 * 20) = 5 >= 3 positives
-    keep = LDM._partial_fc_index(t, 20, 0.1, g)  # int(2.0) = 2 < 3 positives: exactly the positives
+    keep = fused._partial_fc_keep(t, 20, 0.1, g)  # int(2.0) = 2 < 3 positives: exactly the positives
     assert keep.tolist() == [3, 9, 17]
 
 
@@ -260,6 +259,26 @@ def test_loss_and_every_gradient_equal_single_process(world):
     torch.testing.assert_close(torch.cat([res[r]["none"][2] for r in range(n)]), w.grad, **tol)
     for r in range(n):
         torch.testing.assert_close(res[r]["sum"], rows.detach().sum(), **tol)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("dist")
+def test_a_rank_whose_input_needs_no_gradient_still_completes_backward(world):
+    # it used to skip the row-gradient collective the other ranks wait in (a hang)
+    n, res = _get(world, "margin")
+    data = W.global_data(n)
+    x, w = _leaf(data["x"]), _leaf(data["w"])
+    want = ref_margin_rows(x, w, data["y"], 30.0, W.arcface_logit).mean()
+    want.backward()
+    tol = {"rtol": 1e-10, "atol": 1e-12}
+    for r in range(n):
+        loss, gx, gw = res[r]["some_inputs_without_grad"]
+        torch.testing.assert_close(loss, want.detach(), **tol)
+        torch.testing.assert_close(gw, w.grad[W.class_slice(n, r)], **tol)
+        if r == n - 1:
+            assert gx is None
+        else:
+            torch.testing.assert_close(gx, x.grad[W.row_slice(n, r)], **tol)
 
 
 @pytest.mark.slow
@@ -342,7 +361,7 @@ def test_training_matches_single_process(world):
         (
             "bad_label",
             "ValueError",
-            r"target must hold class ids in \[0, 11\); got ids in \[14, 14\] on rank {last}",
+            r"target must hold class indices in \[0, 11\); got ids in \[14, 14\] on rank {last}",
         ),
         (
             "bad_dim",
@@ -401,6 +420,58 @@ def test_failure_on_one_rank_raises_on_all_ranks(world, case, err, match):
 )
 def test_cross_rank_failure_on_one_rank_raises_on_all_ranks(world, case, err, match):
     _check_error_on_all_ranks(world, case, err, "cross_rank_batch_triplet_loss: " + match)
+
+
+# the last rank passes one argument differently (W.margin_mismatches); before, a different reduction
+# left every rank blocked in a collective until the process-group timeout
+MARGIN_MISMATCH = {
+    "margin_reduction_sum": (
+        "ValueError",
+        r"expected the same reduction on every rank, got \['mean', .*'sum'\]",
+    ),
+    "margin_reduction_none": (
+        "ValueError",
+        r"expected the same reduction on every rank, got \['mean', .*'none'\]",
+    ),
+    "margin_sample_rate": (
+        "ValueError",
+        r"expected the same sample_rate on every rank, got \[1.0, .*0.5\] by rank",
+    ),
+    "margin_num_classes": (
+        "ValueError",
+        r"expected the same num_classes on every rank, got \[11, .*12\] by rank",
+    ),
+    "margin_requires_grad": (
+        "ValueError",
+        r"expected gradients needed on every rank or on none \(backward runs collectives\), "
+        r"got \[True, .*False\]",
+    ),
+    "margin_no_grad_mode": ("ValueError", r"expected gradients needed on every rank or on none"),
+    "margin_target_logit_shape": (
+        "ValueError",
+        r"argument check failed on 1 of {n} ranks: rank {last}: margin_softmax_loss: "
+        r"target_logit must return one target logit per row",
+    ),
+    "margin_negative_label": (
+        "ValueError",
+        r"target must hold class indices in \[0, 11\); got ids in \[-1, -1\] on rank {last}",
+    ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("dist")
+@pytest.mark.parametrize("case", sorted(MARGIN_MISMATCH))
+def test_class_parallel_argument_mismatch_raises_on_every_rank(world, case):
+    n, res = _get(world, "margin_mismatch")
+    assert set(MARGIN_MISMATCH) == set(W.margin_mismatches())
+    err, match = MARGIN_MISMATCH[case]
+    pattern = f"{FN}: " + match.format(n=n, last=n - 1)
+    for r in range(n):
+        kind, message, _ = res[r][case]
+        assert kind == err, f"rank {r}: {kind}: {message}"
+        assert re.search(pattern, message), f"rank {r}: {message!r} does not match {pattern!r}"
+        torch.testing.assert_close(res[r]["after"], torch.tensor([float(n)]))  # group still usable
 
 
 def _check_error_on_all_ranks(world, case, err, match):

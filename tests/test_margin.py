@@ -579,6 +579,137 @@ def test_l2_softmax_module_logits_and_autocast_keeps_master_weights():
     assert torch.isfinite(loss) and torch.isfinite(sub.centers.grad).all()
 
 
+def _insightface_combined_margin(logits, labels, s, m2, m3):
+    """insightface's arcface_torch ``CombinedMarginLoss.forward`` (m1 = 1), transcribed: the ArcFace
+    margin is applied in place under ``no_grad`` (a straight-through gradient) with no fallback; the
+    CosFace branch subtracts m3."""
+    index_positive = torch.where(labels != -1)[0]
+    target_logit = logits[index_positive, labels[index_positive].view(-1)]
+    if m3 == 0.0:
+        with torch.no_grad():
+            target_logit.arccos_()
+            logits.arccos_()
+            final_target_logit = target_logit + m2
+            logits[index_positive, labels[index_positive].view(-1)] = final_target_logit
+            logits.cos_()
+        logits = logits * s
+    else:
+        final_target_logit = target_logit - m3
+        logits[index_positive, labels[index_positive].view(-1)] = final_target_logit
+        logits = logits * s
+    return F.cross_entropy(logits, labels)
+
+
+@pytest.mark.parametrize(("m2", "m3"), [(0.5, 0.0), (0.3, 0.0), (0.0, 0.35)])
+def test_combined_margin_reproduces_insightface(m2, m3):
+    cos, t = _rand_cos(3, n=8, c=6)
+    cos[:3] = cos[:3].scatter(1, t[:3, None], -0.99)  # targets past pi - m2: no fallback there
+    mine = cos.clone().requires_grad_(True)
+    got = LF.combined_margin_loss(mine, t, scale=64.0, m2=m2, m3=m3, gradient="straight_through")
+    (g_got,) = torch.autograd.grad(got, mine)
+    theirs = cos.clone().requires_grad_(True)
+    want = _insightface_combined_margin(theirs * 1.0, t, 64.0, m2, m3)
+    (g_want,) = torch.autograd.grad(want, theirs)
+    torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(g_got, g_want, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("m3", [0.0, 0.2])
+def test_combined_margin_defaults_equal_normface_at_cos_plus_minus_one(dtype, m3):
+    # m2 = 0 used to give a zero gradient w.r.t. the target cosine at exactly cos = +-1 (cos(atan2(...)):
+    # the angle's slope times sin(0)); with m1 = 1 it is now cos - m3 exactly, as CosFace / NormFace
+    cos = torch.tensor([[1.0, 0.2, -0.3], [0.1, -1.0, 0.4], [0.5, 0.2, 1.0]], dtype=dtype)
+    t = torch.tensor([0, 1, 2])
+    a, b = cos.clone().requires_grad_(True), cos.clone().requires_grad_(True)
+    got = LF.combined_margin_loss(a, t, scale=8.0, m3=m3)
+    want = LF.cosface_loss(b, t, scale=8.0, margin=m3)
+    (ga,), (gb,) = torch.autograd.grad(got, a), torch.autograd.grad(want, b)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    torch.testing.assert_close(ga, gb, rtol=0, atol=0)
+    assert (ga[torch.arange(3), t] != 0).all()  # d loss / d cos_target = -s (1 - p_t) / N, not 0
+
+
+@pytest.mark.parametrize("fallback", ["linear", "easy", "none"])
+@pytest.mark.parametrize("gradient", ["exact", "straight_through"])
+def test_combined_margin_with_m1_one_is_arcface(fallback, gradient):
+    cos, t = _rand_cos(4, n=8, c=5)
+    cos[:3] = cos[:3].scatter(1, t[:3, None], -0.95)  # past pi - m: the fallbacks differ there
+    a, b = cos.clone().requires_grad_(True), cos.clone().requires_grad_(True)
+    got = LF.combined_margin_loss(a, t, scale=30.0, m2=0.5, fallback=fallback, gradient=gradient)
+    want = LF.arcface_loss(b, t, scale=30.0, margin=0.5, fallback=fallback, gradient=gradient)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    torch.testing.assert_close(
+        torch.autograd.grad(got, a)[0], torch.autograd.grad(want, b)[0], rtol=0, atol=0
+    )
+    c = _cos_of(ANGLES)
+    torch.testing.assert_close(
+        LF.combined_margin_target_logit(c, m2=0.5, fallback=fallback, gradient=gradient),
+        LF.arcface_target_logit(c, margin=0.5, fallback=fallback, gradient=gradient),
+        rtol=0,
+        atol=0,
+    )
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float64, torch.float32])
+def test_subcenter_module_follows_arcface_dtype_rule(dtype):
+    # float32 parameters with float16 / float64 input used to raise; the cosines are computed in float32
+    # or wider and the loss comes back in the input's dtype
+    torch.manual_seed(0)
+    m = LN.SubCenterArcFaceLoss(6, 5, subcenters=2, scale=64.0)
+    x, y = torch.randn(7, 6), torch.randint(0, 5, (7,))
+    got = m(x.to(dtype), y)
+    assert got.dtype == dtype
+    ref = LF.subcenter_arcface_loss(
+        F.normalize(x.double(), dim=1) @ F.normalize(m.centers.detach().double().flatten(0, 1), dim=1).T,
+        y,
+        subcenters=2,
+        scale=64.0,
+    )
+    tolerance = {torch.float16: 2e-3, torch.float32: 1e-5, torch.float64: 1e-10}[dtype]
+    torch.testing.assert_close(got.double(), ref, rtol=tolerance, atol=tolerance)
+    got.float().backward()
+    assert m.centers.grad.dtype == torch.float32
+
+
+def test_subcenter_module_half_parameters_compute_in_float32_and_double_module_takes_float32():
+    torch.manual_seed(0)
+    m = LN.SubCenterArcFaceLoss(6, 5, subcenters=2, scale=64.0)
+    x, y = torch.randn(7, 6), torch.randint(0, 5, (7,))
+    exact = m.double()(x.double(), y)  # float64 reference (the module in float64)
+    assert m(x, y).dtype == torch.float32  # after .to(float64), a float32 input used to fail
+    torch.testing.assert_close(m(x, y).double(), exact, rtol=1e-5, atol=1e-5)
+    half = m.half()
+    got = half(x.half(), y)  # float16 parameters: cosines in float32 (they were 0.03 off at scale 64)
+    ref = LF.subcenter_arcface_loss(
+        F.normalize(x.half().double(), dim=1) @ F.normalize(half.centers.double().flatten(0, 1), dim=1).T,
+        y,
+        subcenters=2,
+        scale=64.0,
+    )
+    assert got.dtype == torch.float16
+    assert (got.double() - ref).abs().item() < 5e-3
+
+
+@pytest.mark.parametrize(
+    ("build", "name"),
+    [
+        (lambda: LN.L2SoftmaxLoss(4, 5, alpha=2.0), "L2SoftmaxLoss"),
+        (lambda: LN.LargeMarginSoftmaxLoss(4, 5), "LargeMarginSoftmaxLoss"),
+        (lambda: LN.SubCenterArcFaceLoss(4, 5), "SubCenterArcFaceLoss"),
+    ],
+)
+def test_feature_modules_name_themselves_and_embedding_dim(build, name):
+    module = build()
+    match = rf"^{name}: expected input of shape \(N, 4\) \(its last dimension must be embedding_dim=4\)"
+    with pytest.raises(ValueError, match=match):
+        module(torch.randn(3, 5), torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match=rf"^{name}: target must hold class indices in \[0, 5\)"):
+        module(torch.randn(3, 4), torch.tensor([0, -1, 2]))
+    with pytest.raises(ValueError, match=rf"^{name}: expected target on the device of"):
+        module(torch.randn(3, 4), torch.tensor([0, 1, 2], device="meta"))
+
+
 # ---------------------------------------------------------------------------------------------------------
 # 7. every error path
 # ---------------------------------------------------------------------------------------------------------
@@ -787,7 +918,12 @@ ERRORS = [
         TypeError,
         "LargeMarginSoftmaxLoss: anneal must be a bool",
     ),
-    (lambda: LN.LargeMarginSoftmaxLoss(2, 3, gamma=-1.0), ValueError, "sphereface_lambda: gamma must be"),
+    (
+        lambda: LN.LargeMarginSoftmaxLoss(2, 3, gamma=-1.0),
+        ValueError,
+        "LargeMarginSoftmaxLoss: gamma must be",
+    ),
+    (lambda: LN.LargeMarginSoftmaxLoss(2, 3, base=-1.0), ValueError, "LargeMarginSoftmaxLoss: base must be"),
     (
         lambda: LN.SubCenterArcFaceLoss(2, 3, subcenters=0),
         ValueError,
@@ -797,7 +933,116 @@ ERRORS = [
     (
         lambda: LN.SubCenterArcFaceLoss(2, 3, fallback="z"),
         ValueError,
-        "arcface_target_logit: fallback must be",
+        "SubCenterArcFaceLoss: fallback must be",
+    ),
+    (
+        lambda: LN.SubCenterArcFaceLoss(2, 3, margin=4.0),
+        ValueError,
+        r"SubCenterArcFaceLoss: margin must be in",
+    ),
+    (
+        lambda: LN.SubCenterArcFaceLoss(2, 3, gradient="z"),
+        ValueError,
+        "SubCenterArcFaceLoss: gradient must be",
+    ),
+    # sub-center errors name sub-center ArcFace, not arcface_loss
+    (
+        lambda: LF.subcenter_arcface_loss(COS[..., None], TGT, margin=4.0),
+        ValueError,
+        r"^subcenter_arcface_loss: margin must be in",
+    ),
+    (
+        lambda: LF.subcenter_arcface_loss(COS[..., None], TGT, scale=0.0),
+        ValueError,
+        r"^subcenter_arcface_loss: scale must be",
+    ),
+    (
+        lambda: LF.subcenter_arcface_loss(COS[..., None], TGT[:2]),
+        ValueError,
+        r"^subcenter_arcface_loss: expected target of shape \(3,\)",
+    ),
+    (
+        lambda: LF.subcenter_arcface_loss(COS[..., None], TGT, fallback="x"),
+        ValueError,
+        r"^subcenter_arcface_loss: fallback must be",
+    ),
+    (
+        lambda: LF.subcenter_arcface_loss(COS[..., None], TGT + 4),
+        ValueError,
+        r"^subcenter_arcface_loss: target must hold class indices in \[0, 4\)",
+    ),
+    # the per-sample weights of the feature losses are named as the caller named them
+    (
+        lambda: LF.l2_softmax_loss(X, W, TGT, alpha=1.0, sample_weight=torch.ones(2)),
+        ValueError,
+        r"^l2_softmax_loss: sample_weight must broadcast to the unreduced loss of shape \(3,\); "
+        r"got sample_weight of shape \(2,\)",
+    ),
+    (
+        lambda: LF.large_margin_softmax_loss(X, W, TGT, sample_weight=torch.ones(2)),
+        ValueError,
+        r"^large_margin_softmax_loss: sample_weight must broadcast",
+    ),
+    (
+        lambda: LF.large_margin_softmax_loss(X, W, TGT, sample_weight=TGT),
+        TypeError,
+        r"^large_margin_softmax_loss: sample_weight must be a floating-point tensor",
+    ),
+    (
+        lambda: LN.L2SoftmaxLoss(2, 4, alpha=1.0)(X, TGT, torch.ones(2)),
+        ValueError,
+        r"^L2SoftmaxLoss: weight must broadcast",
+    ),
+    (
+        lambda: LN.LargeMarginSoftmaxLoss(2, 4)(X, TGT, torch.ones(2)),
+        ValueError,
+        r"^LargeMarginSoftmaxLoss: weight must broadcast",
+    ),
+    # one argument elsewhere: a clear error naming both (the class matrix used to read garbage)
+    (
+        lambda: LF.l2_softmax_loss(X, W.to("meta"), TGT, alpha=1.0),
+        ValueError,
+        r"^l2_softmax_loss: expected weight on the device of input \(cpu\), got weight on meta",
+    ),
+    (
+        lambda: LF.l2_softmax_loss(X, W, TGT, alpha=1.0, bias=torch.zeros(4, device="meta")),
+        ValueError,
+        r"^l2_softmax_loss: expected bias on the device of input",
+    ),
+    (
+        lambda: LF.large_margin_softmax_loss(X, W.to("meta"), TGT),
+        ValueError,
+        r"^large_margin_softmax_loss: expected weight on the device of input \(cpu\)",
+    ),
+    (
+        lambda: LF.sphereface_loss(COS, TGT, lambda_=torch.ones((), device="meta")),
+        ValueError,
+        r"^sphereface_loss: expected lambda_ on the device of cosine",
+    ),
+    (
+        lambda: LF.margin_cross_entropy(COS, TGT, COS[:, 0].to("meta")),
+        ValueError,
+        r"^margin_cross_entropy: expected target_logit on the device of cosine",
+    ),
+    (
+        lambda: LF.margin_cross_entropy(COS, TGT - 1, COS[:, 0]),
+        ValueError,
+        r"^margin_cross_entropy: target must hold class indices in \[0, 4\); got 3 outside it, the first -1",
+    ),
+    (
+        lambda: LF.combined_margin_loss(COS, TGT, m1=0.9, fallback="easy"),
+        ValueError,
+        r"^combined_margin_loss: fallback='easy' is ArcFace's and needs m1=1",
+    ),
+    (
+        lambda: LF.combined_margin_loss(COS, TGT, gradient="x"),
+        ValueError,
+        "combined_margin_loss: gradient must be",
+    ),
+    (
+        lambda: LF.combined_margin_target_logit(COS, m1=2.0, fallback="linear"),
+        ValueError,
+        r"^combined_margin_target_logit: fallback='linear' is ArcFace's",
     ),
 ]
 
@@ -820,10 +1065,10 @@ def test_parity_with_pytorch_metric_learning():
     x, y = torch.randn(n, d, dtype=D64), torch.randint(0, c, (n,))
     w = torch.randn(c, d, dtype=D64)  # losskit centres (C, D); PML stores W as (D, C)
     cos = F.normalize(x, dim=1) @ F.normalize(w, dim=1).T
-    # PML's ArcFace: margin in degrees, no fallback past theta + m > pi.
+    # PML's ArcFace: margin in degrees, the linear fallback past theta + m > pi (see the test below).
     arc = pml.ArcFaceLoss(c, d, margin=math.degrees(0.5), scale=64.0).double()
     arc.W.data.copy_(w.T)
-    torch.testing.assert_close(arc(x, y), LF.arcface_loss(cos, y, fallback="none"), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(arc(x, y), LF.arcface_loss(cos, y, fallback="linear"), rtol=1e-6, atol=1e-6)
     cf = pml.CosFaceLoss(c, d, margin=0.35, scale=64.0).double()
     cf.W.data.copy_(w.T)
     torch.testing.assert_close(cf(x, y), LF.cosface_loss(cos, y), rtol=1e-6, atol=1e-6)
@@ -840,5 +1085,30 @@ def test_parity_with_pytorch_metric_learning():
     ).double()  # this class takes its sizes by keyword only
     sub.W.data.copy_(wk.T)
     cosk = F.normalize(x, dim=1) @ F.normalize(wk, dim=1).T
-    want = LF.subcenter_arcface_loss(cosk, y, subcenters=3, fallback="none")
+    want = LF.subcenter_arcface_loss(cosk, y, subcenters=3, fallback="linear")
     torch.testing.assert_close(sub(x, y), want, rtol=1e-6, atol=1e-6)
+
+
+def test_parity_with_pytorch_metric_learning_past_pi_minus_m():
+    # embeddings whose target centre lies past pi - m (theta > 151.35 degrees at m = 0.5): PML's ArcFace
+    # applies the linear fallback there, so it equals fallback='linear' and not fallback='none'
+    # (the docstring used to say PML applies none); its default margin 28.6 degrees is 0.4992 rad
+    pml = pytest.importorskip("pytorch_metric_learning.losses")
+    torch.manual_seed(0)
+    n, c, d = 6, 4, 5
+    x, y = torch.randn(n, d, dtype=D64), torch.tensor([0, 1, 2, 3, 0, 1])
+    w = torch.randn(c, d, dtype=D64)
+    w[y[:4]] = -x[:4] + 0.05 * torch.randn(4, d, dtype=D64)  # four rows near theta = pi
+    cos = F.normalize(x, dim=1) @ F.normalize(w, dim=1).T
+    theta = torch.acos(cos[torch.arange(n), y])
+    assert (theta[:4] > math.pi - 0.5).all()
+    for degrees in (28.6, math.degrees(0.5)):
+        m = math.radians(degrees)
+        arc = pml.ArcFaceLoss(c, d, margin=degrees, scale=30.0).double()
+        arc.W.data.copy_(w.T)
+        got = arc(x, y)
+        torch.testing.assert_close(got, LF.arcface_loss(cos, y, scale=30.0, margin=m), rtol=1e-6, atol=1e-6)
+        none = LF.arcface_loss(cos, y, scale=30.0, margin=m, fallback="none")
+        assert not torch.allclose(got, none, rtol=1e-3)
+    assert round(math.radians(28.6), 4) == 0.4992
+    assert pml.ArcFaceLoss(c, d).margin == pytest.approx(0.4992, abs=1e-4)

@@ -169,6 +169,14 @@ def require_same(fn: str, rows: list[list[int]], column: int, what: str) -> None
         raise_all(fn, f"expected the same {what} on every rank, got {values} by rank")
 
 
+def class_block(num_classes: int, world_size: int, rank: int) -> tuple[int, int]:
+    """``(start, stop)`` of rank ``rank``'s classes: block ``rank`` of ``torch.tensor_split(arange(C), W)``
+    (the first ``C % W`` ranks hold one class more)."""
+    q, rem = divmod(num_classes, world_size)
+    start = rank * q + min(rank, rem)
+    return start, start + q + (rank < rem)
+
+
 def gather_sizes(tensor: Tensor, group: Any) -> tuple[list[int], int]:
     """Every rank's ``tensor.shape[0]`` (one host sync) and this rank's index."""
     rank, size = world(group)

@@ -93,6 +93,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from .. import _comm
 from . import eager_autograd
 
 __all__ = ["KEEP_BUDGET", "auto_chunk_size", "eligible", "softmax_stats"]
@@ -113,9 +114,10 @@ _CHUNK_BYTES = 4 * 2**20
 _EPS = 1e-12
 
 
-def eligible(*tensors: Tensor | None) -> bool:
-    """Whether the engine may replace a loss's definition: eager autograd (see ``eager_autograd``)."""
-    return eager_autograd(*tensors)
+def eligible(*args: object) -> bool:
+    """Whether the engine may replace a loss's definition: eager autograd (see ``eager_autograd``);
+    ``args`` are the loss's arguments (non-tensors are skipped)."""
+    return eager_autograd(*(a for a in args if isinstance(a, Tensor)))
 
 
 def auto_chunk_size(rows: int, dim: int, num_classes: int, dtype: torch.dtype) -> int:
@@ -366,8 +368,6 @@ def _backward_loop(
 
 
 def _gather(local: Tensor, cfg: _Config) -> Tensor:
-    from .. import _comm
-
     assert cfg.row_sizes is not None
     return _comm.all_gather_rows(local, list(cfg.row_sizes), cfg.group)
 
@@ -402,8 +402,6 @@ class _SoftmaxStats(torch.autograd.Function):
         if cfg.group is None:
             lse = row_max + torch.log(row_sum)  # -inf where a row has no included class
         else:
-            from .. import _comm
-
             gmax = _comm.all_reduce(row_max.clone(), _comm.dist.ReduceOp.MAX, cfg.group)
             shift = torch.where(torch.isfinite(gmax), gmax, 0.0)  # no class anywhere: -inf; NaN: NaN
             parts = [row_sum * torch.exp(row_max - shift), target]
@@ -455,6 +453,10 @@ class _SoftmaxStats(torch.autograd.Function):
         need = ctx.needs_input_grad
         need_x, need_w = need[0], need[1]
         need_s, need_b = srows is not None and need[3], b is not None and need[4]
+        if cfg.group is not None:
+            # the row gradients are summed over ranks: every rank contributes (the same collective on
+            # every rank), whatever its own tensors need
+            need_x, need_s = True, srows is not None
         if not cfg.with_sum:
             g_sum = None
         if cfg.row_sizes is not None:
@@ -462,14 +464,15 @@ class _SoftmaxStats(torch.autograd.Function):
             grads = (g_lse, g_t, g_sum)
             cols = [g if g is not None else x.new_zeros(x.shape[0]) for g in grads]
             every = _gather(torch.stack(cols, dim=1), cfg)  # (M, 3)
-            g_lse, g_t, g_sum = (None if g is None else every[:, i].contiguous() for i, g in enumerate(grads))
+            # every column, even where this rank's own coefficient is None: another rank's may not be
+            g_lse, g_t, g_sum = (every[:, i].contiguous() for i in range(3))
+            if not cfg.with_sum:
+                g_sum = None
         blk = _Blocks(rows, w, srows, b, inv_norm, cfg)
         gx, gw, gs, gb = _backward_loop(
             blk, t, lse, g_lse, g_t, g_sum, tuple(kept), (need_x, need_w, need_s, need_b)
         )
-        if cfg.group is not None and (gx is not None or gs is not None):
-            from .. import _comm
-
+        if cfg.group is not None:
             # the row gradients are partial (through this rank's classes only): sum them over ranks
             parts = [gx if gx is not None else rows.new_zeros(rows.shape[0], 0)]
             if gs is not None:
@@ -482,7 +485,7 @@ class _SoftmaxStats(torch.autograd.Function):
             d = rows.shape[1] if gx is not None else 0
             gx = packed[:, :d] if gx is not None else None
             gs = packed[:, d] if gs is not None else None
-        return gx, gw, None, gs, gb, None
+        return (gx if need[0] else None), gw, None, (gs if need[3] else None), gb, None
 
 
 def softmax_stats(
@@ -524,8 +527,6 @@ def softmax_stats(
     """
     rank = 0
     if group is not None:
-        from .. import _comm
-
         rank = _comm.world(group)[0]
     else:
         row_sizes = None  # one process: the rows are all the rows

@@ -1,5 +1,9 @@
 r"""Class-parallel margin softmax and cross-rank metric learning over ``torch.distributed``.
 
+The class-parallel margin softmax is :func:`losskit.functional.margin_softmax_loss` (and every margin
+Module) with ``process_group=``; this package holds its class layout (:func:`class_shard`), the
+cross-rank metric losses and the DDP helpers.
+
 Face recognition trains against up to millions of identities. Here the class centres are sharded by class
 over the ranks of a process group: rank ``r`` holds the ``r``-th contiguous block of classes, as
 ``torch.tensor_split(torch.arange(num_classes), world_size)[r]`` lays them out, and labels are always
@@ -42,8 +46,8 @@ Batch sizes may differ between ranks, so each call first all-gathers a small int
 (batch size, dims, class counts, label range, error flag) and reads it on the host: one device sync per
 call. Every argument check is decided from that summary on all ranks at once, so a bad label or a shape
 mismatch on one rank raises the same clear error on every rank instead of leaving the others hanging in
-a collective (``validate=True``, the default, adds the label-range check to the summary; it costs two
-reductions over the labels and no extra sync). Partial-FC sampling adds one more sync (the number of
+a collective (the label-range check rides on the summary: two reductions over the labels, no extra
+sync). Partial-FC sampling adds one more sync (the number of
 positive classes). These functions do not compile into a single graph with ``torch.compile``.
 
 Works with any backend that has ``all_gather``, ``all_reduce`` and ``reduce_scatter`` on the tensors'
@@ -64,11 +68,10 @@ from .contrastive import (
     cross_rank_siglip_loss,
     cross_rank_supcon_loss,
 )
-from .margin import class_parallel_margin_loss, class_shard
+from .margin import class_shard
 from .metric import cross_rank_batch_contrastive_loss, cross_rank_batch_triplet_loss
 
 __all__ = [
-    "class_parallel_margin_loss",
     "class_shard",
     "cross_rank_batch_contrastive_loss",
     "cross_rank_batch_triplet_loss",

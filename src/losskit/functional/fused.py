@@ -1,306 +1,342 @@
-r"""Fused margin softmax: the loss of embeddings against class centres, streamed over class chunks.
+r"""Margin softmax on embeddings and class centres, without the ``(N, C)`` logits (one process or sharded).
 
 The margin losses of :mod:`losskit.functional.margin` take cosine logits ``(N, C)``. With hundreds of
 thousands of classes those logits, their softmax and their gradient dominate memory (batch 512 x 1M
-classes in float32 is 2 GB per copy). :func:`margin_softmax_loss` computes the same loss and the same
-gradients from the embeddings ``(N, D)`` and the class centres ``(C, D)`` without ever holding an
-``(N, C)`` tensor: a custom autograd Function streams over blocks of classes with an online
-log-sum-exp in forward, and recomputes each block's probabilities in backward.
-
-The per-block pieces :func:`_chunk_stats` and :func:`_chunk_backward` are also the engine of
-:func:`losskit.distributed.class_parallel_margin_loss`, where each rank streams over its own block.
+classes in float32 is 2 GB per copy). :func:`margin_softmax_loss` is the same loss on the embeddings
+``(N, D)`` and the class centres ``(C, D)``. Its definition (what ``torch.compile`` and ``torch.func``
+see) is the plain composition: normalise, form the cosines, apply the margin cross-entropy of
+:mod:`losskit.functional.margin`. In eager autograd the streaming softmax engine of
+:mod:`losskit._kernels.streaming` computes the same values and gradients without ever holding an
+``(N, C)`` tensor; with ``process_group`` the classes are sharded over ranks on that same engine.
 """
 
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
+from .. import _comm
+from .._kernels import streaming
 from ._reduction import Reduction, check_reduction, check_weight, reduce_loss
 from ._validation import (
+    check_class_indices,
     check_floating,
     check_integer,
     check_interval,
     check_ndim,
     check_positive_int,
+    check_same_device,
     compute_dtype,
+    no_autocast,
+    output_dtype,
 )
+from .margin import _margin_ce
 
 __all__ = ["margin_softmax_loss"]
 
 TargetLogit = Callable[[Tensor], Tensor]
 
-# chunk_size=None: classes per chunk such that one (N, chunk) block of logits, and one (chunk, D) block
-# of centres, takes at most this many bytes. Measured on a 2-core CPU at N = D = 512: 2048 classes
-# per chunk run each chunk's matrix products at full BLAS speed while the blocks stay in cache.
-CHUNK_BUDGET_BYTES = 4 * 2**20
-
-# Forward keeps the logits of as many leading chunks as fit in this many bytes, so that backward
-# recomputes only the others (each recomputed chunk costs one more matrix product). Measured at batch
-# 512, embedding 512, 100,000 classes on a 2-core CPU (fp32, relative to the three bare matrix
-# products): 32 MiB -> about 1.38x, 48-64 MiB -> 1.3x, 128 MiB -> 1.2x, all of them (195 MiB) -> 1.12x.
-# 48 MiB keeps the peak workspace under 10% of the unfused path's (63 of 783 MiB measured). Raise it
-# (``losskit.functional.fused.KEEP_BUDGET_BYTES = ...``) to trade memory for time.
-KEEP_BUDGET_BYTES = 48 * 2**20
-
-# F.normalize's default: norms are clamped to at least this before dividing.
-_EPS = 1e-12
+_REDUCTION_CODES = {"none": 0, "mean": 1, "sum": 2}
 
 
-def _auto_chunk_size(rows: int, dim: int, num_classes: int, dtype: torch.dtype) -> int:
-    """Classes per chunk so that ``(rows, chunk)`` and ``(chunk, dim)`` blocks fit ``CHUNK_BUDGET_BYTES``."""
-    itemsize = torch.finfo(dtype).bits // 8
-    per_class = max(rows, dim, 1) * itemsize
-    return max(1, min(max(num_classes, 1), CHUNK_BUDGET_BYTES // per_class))
+def _check_budget(fn: str, keep_budget: object) -> int:
+    if isinstance(keep_budget, bool) or not isinstance(keep_budget, int):
+        raise TypeError(f"{fn}: keep_budget must be an int (bytes); got {type(keep_budget).__name__}")
+    if keep_budget < 0:
+        raise ValueError(f"{fn}: keep_budget must be >= 0 (bytes); got {keep_budget}")
+    return keep_budget
 
 
-def _keep_chunks(rows: int, chunk: int, dtype: torch.dtype) -> int:
-    """How many leading ``(rows, chunk)`` blocks of logits fit in ``KEEP_BUDGET_BYTES``."""
-    itemsize = torch.finfo(dtype).bits // 8
-    return KEEP_BUDGET_BYTES // max(rows * chunk * itemsize, 1)
+def _check_args(
+    fn: str,
+    input: Tensor,
+    centers: Tensor,
+    target: Tensor,
+    target_logit: object,
+    scale: float | Tensor,
+    chunk_size: int | None,
+    keep_budget: int,
+    num_classes: int | None,
+    sample_rate: float,
+    weight: Tensor | None,
+    reduction: Reduction,
+    sharded: bool,
+) -> torch.dtype:
+    """Every static check (shapes, dtypes, devices, hyperparameters); returns the compute dtype."""
+    check_reduction(fn, reduction)
+    check_floating(fn, "input", input)
+    check_floating(fn, "centers", centers)
+    check_integer(fn, "target", target)
+    check_ndim(fn, "input", input, 2, "(N, D)")
+    check_ndim(fn, "centers", centers, 2, "(C_local, D)" if sharded else "(C, D)")
+    n, d = input.shape
+    if tuple(target.shape) != (n,):
+        raise ValueError(f"{fn}: expected target of shape ({n},), got {tuple(target.shape)}")
+    if centers.shape[1] != d:
+        c = "C_local" if sharded else "C"
+        raise ValueError(f"{fn}: expected centers of shape ({c}, {d}), got {tuple(centers.shape)}")
+    if not callable(target_logit):
+        raise TypeError(f"{fn}: target_logit must be callable; got {type(target_logit).__name__}")
+    if isinstance(scale, Tensor):
+        check_floating(fn, "scale", scale)
+        shapes = ((n,),) if sharded else ((), (n,))
+        if tuple(scale.shape) not in shapes:
+            want = f"({n},)" if sharded else f"() or ({n},)"
+            raise ValueError(f"{fn}: expected scale of shape {want}, got {tuple(scale.shape)}")
+    else:
+        check_interval(fn, "scale", scale, 0.0, math.inf, low_open=True, high_open=True)
+    if chunk_size is not None:
+        check_positive_int(fn, "chunk_size", chunk_size)
+    _check_budget(fn, keep_budget)
+    if num_classes is not None:
+        check_positive_int(fn, "num_classes", num_classes)
+    check_interval(fn, "sample_rate", sample_rate, 0.0, 1.0, low_open=True)
+    check_weight(fn, weight, (n,))
+    check_same_device(
+        fn, ("input", input), ("centers", centers), ("target", target), ("scale", scale), ("weight", weight)
+    )
+    return compute_dtype(torch.promote_types(input.dtype, centers.dtype))
 
 
-def _mask_targets(z: Tensor, t: Tensor, start: int, value: float) -> None:
-    """Set ``z[i, t[i] - start] = value`` in place where the target falls in this block of columns."""
-    k = z.shape[1]
-    idx = t - start
-    inside = (idx >= 0) & (idx < k)
-    idx = idx.clamp(0, k - 1)[:, None]  # rows whose target is elsewhere rewrite one entry unchanged
-    z.scatter_(1, idx, torch.where(inside[:, None], value, z.gather(1, idx)))
-
-
-def _unit_block(
-    w: Tensor, start: int, stop: int, inv_norm: Tensor | None, buf: Tensor | None, dtype: torch.dtype
-) -> Tensor:
-    """Rows ``start:stop`` of ``w`` in ``dtype``, times their inverse norms (into ``buf``) if given."""
-    if inv_norm is None:
-        return w[start:stop].to(dtype)
-    assert buf is not None
-    return torch.mul(w[start:stop], inv_norm[start:stop, None], out=_block(buf, stop - start, w.shape[1]))
-
-
-def _block(buf: Tensor, rows: int, cols: int) -> Tensor:
-    """A ``(rows, cols)`` view of the front of a flat workspace (reused chunk after chunk: a fresh
-    multi-megabyte allocation per chunk costs page faults that take longer than the element-wise work)."""
-    return buf[: rows * cols].view(rows, cols)
-
-
-def _exp_floor(dtype: torch.dtype) -> float:
-    """Just above log(smallest normal): exp() of anything lower is clamped here (see _stats_loop)."""
-    return math.log(torch.finfo(dtype).tiny) + 1.0
-
-
-def _stats_loop(
-    x: Tensor,
-    w: Tensor,
-    t: Tensor,
-    s: Tensor,
-    chunk: int,
-    inv_norm: Tensor | None,
-    kept: list[Tensor] | None = None,
-    keep: int = 0,
-) -> tuple[Tensor, Tensor]:
-    """Online (max, sum of exp) over the non-target logits; the first ``keep`` blocks go to ``kept``."""
-    n, d = x.shape
-    dt = x.dtype
-    floor = _exp_floor(dt)
-    row_max = x.new_full((n,), -math.inf)
-    row_sum = x.new_zeros(n)
-    xs = x * s[:, None]  # (N, D): scaling the rows once scales every logit of the row
-    k = min(chunk, w.shape[0])
-    wbuf = None if inv_norm is None else x.new_empty(k * d)
-    zbuf = x.new_empty(n * k)  # (N, chunk) workspace
-    for a in range(0, w.shape[0], chunk):
-        b = min(a + chunk, w.shape[0])
-        wc = _unit_block(w, a, b, inv_norm, wbuf, dt)
-        save = kept is not None and len(kept) < keep
-        z = torch.mm(xs, wc.T, out=x.new_empty(n, b - a) if save else _block(zbuf, n, b - a))  # logits
-        _mask_targets(z, t, a, -math.inf)
-        new_max = torch.maximum(row_max, z.amax(dim=1))
-        seen = new_max > -math.inf  # False: only the row's target seen so far, nothing to add
-        shift = torch.where(seen, new_max, 0.0)[:, None]
-        if save:
-            assert kept is not None
-            kept.append(z)  # masked logits, saved so that backward need not recompute this block
-            e = torch.sub(z, shift, out=_block(zbuf, n, b - a))
-        else:
-            e = z.sub_(shift)
-        # exp() of arguments below the floor would give denormals, which take a slow path in the CPU's
-        # exp (10x); each clamped term adds < 1e-37 to a sum that is >= 1 (the max term), invisible
-        block = e.clamp_min_(floor).exp_().sum(dim=1)
-        row_sum = row_sum * torch.exp(row_max - shift[:, 0]) + torch.where(seen, block, 0.0)
-        row_max = new_max
-    return row_max, row_sum
-
-
-def _backward_loop(
-    x: Tensor,
-    w: Tensor,
-    t: Tensor,
-    s: Tensor,
-    lse: Tensor,
-    g: Tensor,
-    chunk: int,
-    inv_norm: Tensor | None,
-    g_cos: Tensor | None,
-    need_w: bool,
-    kept: tuple[Tensor, ...] = (),
-) -> tuple[Tensor, Tensor | None, Tensor]:
-    """Gradients of ``sum_i g_i lse_i (+ g_cos_i cos_it)`` w.r.t. ``x``, ``w`` (raw if ``inv_norm``), ``s``.
-
-    With ``inv_norm`` (1 / the clamped centre norms; 0 marks a clamped one), ``w`` holds raw centres,
-    the target-cosine term ``g_cos`` is included and the centre gradient is taken through the
-    normalisation, block by block.
-    """
-    n, d = x.shape
-    dt = x.dtype
-    floor = _exp_floor(dt)
-    xs = x * s[:, None]  # (N, D)
-    gxs = xs * g[:, None]  # (N, D): d(g_i lse_i)/d w_j = p_ij g_i s_i x_i
-    neg_lse = -torch.where(torch.isfinite(lse), lse, 0.0)[:, None]  # rows without classes: all p = 0
-    acc = torch.zeros_like(x)  # (N, D): sum_j p_ij w_j
-    gw = torch.empty_like(w) if need_w else None  # (C, D) in the centres' own dtype
-    gc = None if g_cos is None else g_cos[:, None] * x  # (N, D) target-cosine term for the centres
-    k = min(chunk, w.shape[0])
-    wbuf = None if inv_norm is None else x.new_empty(k * d)
-    pbuf = x.new_empty(n * k)
-    direct = gw is not None and gw.dtype == dt  # write each block's gradient straight into gw
-    gbuf = None if direct or not need_w else x.new_empty(k * d)
-    for i, a in enumerate(range(0, w.shape[0], chunk)):
-        b = min(a + chunk, w.shape[0])
-        wc = _unit_block(w, a, b, inv_norm, wbuf, dt)
-        p = _block(pbuf, n, b - a)
-        if i < len(kept):
-            torch.add(kept[i], neg_lse, out=p)  # logit - lse, from the logits saved in forward
-        else:
-            torch.addmm(neg_lse, xs, wc.T, out=p)  # logit - lse, recomputed
-        # the block's non-target softmax probabilities, used by both products below; clamping
-        # avoids exp's slow denormal path (probabilities < 1e-37 of a row summing to 1)
-        p.clamp_min_(floor).exp_()
-        _mask_targets(p, t, a, 0.0)
-        acc.addmm_(p, wc)
-        if gw is None:
-            continue
-        gwc = torch.mm(p.T, gxs, out=gw[a:b] if direct else _block(gbuf, b - a, d))  # (k, D)
-        if inv_norm is not None:
-            # through w / max(|w|, eps): (g - w_hat (w_hat . g)) / |w|; no projection where clamped
-            radial = torch.linalg.vecdot(wc, gwc)[:, None]  # (k, 1) row-wise dots (6x faster than bmm)
-            gwc.addcmul_(wc, radial * (inv_norm[a:b, None] < 1 / _EPS), value=-1.0).mul_(inv_norm[a:b, None])
-        if not direct:
-            gw[a:b] = gwc
-    if gw is not None and gc is not None and inv_norm is not None and t.numel() > 0:
-        # the target-cosine term, once for all rows (the projection below is linear, so adding it
-        # after the blocks equals adding it inside them): d cos_it / d w_t through the normalisation
-        w_t = w[t].to(dt) * inv_norm[t, None]  # (N, D) unit target centres
-        radial_t = (w_t * gc).sum(dim=1, keepdim=True) * (inv_norm[t, None] < 1 / _EPS)
-        gw.index_add_(0, t, ((gc - w_t * radial_t) * inv_norm[t, None]).to(gw.dtype))
-    gx = acc * (g * s)[:, None]
-    gs = g * (x * acc).sum(dim=1)  # sum_j p_ij cos_ij = x_i . sum_j p_ij w_j
-    return gx, gw, gs
-
-
-def _chunk_stats(x_hat: Tensor, w_hat: Tensor, target_local: Tensor, scale: Tensor, chunk_size: int):
-    """Row max and row sum of ``exp(logit - max)`` over the non-target classes of a block of centres.
-
-    The logits are ``scale[i] * (x_hat[i] . w_hat[j])``. Streams over ``chunk_size`` classes at a time;
-    no ``(N, C)`` tensor is made. No autograd (wrap it in a Function).
-
-    Args:
-        x_hat: unit embeddings, shape ``(N, D)``.
-        w_hat: unit centres of this block, shape ``(B, D)``, same dtype.
-        target_local: the target's position in the block, shape ``(N,)`` int64 (global target minus
-            the block's first class id); anything outside ``[0, B)`` means the target is elsewhere.
-        scale: per-row scales, shape ``(N,)``.
-        chunk_size: classes per chunk, ``>= 1``.
-
-    Returns:
-        ``(row_max, row_sumexp)``, each ``(N,)``, such that the log-sum-exp of the row's non-target
-        logits is ``row_max + log(row_sumexp)``; a row with no non-target class in the block gets
-        ``-inf`` and ``0``.
-    """
-    with torch.no_grad():
-        return _stats_loop(x_hat, w_hat, target_local, scale, chunk_size, None)
-
-
-def _chunk_backward(
-    x_hat: Tensor,
-    w_hat: Tensor,
-    target_local: Tensor,
-    scale: Tensor,
-    lse: Tensor,
-    grad_lse: Tensor,
-    chunk_size: int,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Gradients of ``sum_i grad_lse[i] * lse[i]`` w.r.t. ``x_hat``, ``w_hat`` and ``scale``.
-
-    ``lse`` is the (global) log-sum-exp of each row's non-target logits; each block's probabilities
-    ``exp(scale * cos - lse)`` are recomputed chunk by chunk and used for both matrix products. Rows
-    whose ``lse`` is ``-inf`` (no non-target class anywhere) get zero gradient. Arguments as in
-    :func:`_chunk_stats`.
-
-    Returns:
-        ``(grad_x_hat (N, D), grad_w_hat (B, D), grad_scale (N,))``; ``grad_w_hat`` is zero in the rows
-        of target classes only through the non-target terms (the target cosine is not included).
-    """
-    with torch.no_grad():
-        gx, gw, gs = _backward_loop(
-            x_hat, w_hat, target_local, scale, lse, grad_lse, chunk_size, None, None, True
+def _target_logits(fn: str, target_logit: TargetLogit, cos_t: Tensor) -> Tensor:
+    """``target_logit(cos_t)``, checked to be an element-wise result of the same shape ``(N,)``."""
+    phi = target_logit(cos_t)
+    if not isinstance(phi, Tensor) or not phi.is_floating_point():
+        got = type(phi).__name__ if not isinstance(phi, Tensor) else f"a {phi.dtype} tensor"
+        raise TypeError(f"{fn}: target_logit must return a floating-point tensor; got {got}")
+    if phi.shape != cos_t.shape:
+        raise ValueError(
+            f"{fn}: target_logit must return one target logit per row, shape {tuple(cos_t.shape)} "
+            f"(element-wise on the target cosines), got {tuple(phi.shape)}"
         )
-    assert gw is not None
-    return gx, gw, gs
-
-
-class _FusedMarginSoftmax(torch.autograd.Function):
-    """``(lse_nt, cos_t)``: log-sum-exp of each row's non-target logits, and its target cosine.
-
-    Inputs: unit embeddings ``x`` (N, D) in the compute dtype, RAW centres ``w`` (C, D) in their own
-    dtype (normalised block by block, so no normalised copy of the centres is ever made), targets
-    ``t`` (N,), per-row scales ``s`` (N,). Backward returns the gradient w.r.t. the raw centres,
-    written block by block into the one ``(C, D)`` buffer autograd hands to ``w.grad``.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, w: Tensor, t: Tensor, s: Tensor, chunk: int, keep: int):
-        dt = x.dtype
-        # (C,) 1 / max(|w|, eps) as F.normalize clamps (multiplying by it is much faster than dividing)
-        inv_norm = torch.linalg.vector_norm(w, dim=1, dtype=dt).clamp_min_(_EPS).reciprocal_()
-        kept: list[Tensor] = []
-        row_max, row_sum = _stats_loop(x, w, t, s, chunk, inv_norm, kept, keep)
-        lse = row_max + torch.log(row_sum)  # -inf where a row has no non-target class
-        w_t = w[t].to(dt) * inv_norm[t, None]  # (N, D) unit target centres
-        cos_t = (x * w_t).sum(dim=1)
-        ctx.save_for_backward(x, w, t, s, lse, inv_norm, *kept)
-        ctx.chunk = chunk
-        ctx.mark_non_differentiable(t)
-        return lse, cos_t
-
-    @staticmethod
-    @once_differentiable  # the chunk loop writes into workspaces: no double backward
-    def backward(ctx: Any, g_lse: Tensor, g_cos: Tensor):
-        x, w, t, s, lse, inv_norm, *kept = ctx.saved_tensors
-        need_w = ctx.needs_input_grad[1]
-        gx, gw, gs = _backward_loop(x, w, t, s, lse, g_lse, ctx.chunk, inv_norm, g_cos, need_w, tuple(kept))
-        gx = gx + g_cos[:, None] * (w[t].to(x.dtype) * inv_norm[t, None])
-        return gx, gw, None, gs, None, None
+    return phi.to(cos_t.dtype)
 
 
 def _partial_fc_keep(target: Tensor, num_classes: int, sample_rate: float, generator) -> Tensor:
-    """Sorted class ids kept by Partial-FC: every positive class plus random negatives.
+    """Sorted class positions kept by Partial-FC: every positive class plus random negatives.
 
+    ``target`` holds positions in ``[0, num_classes)`` or outside it (another rank's class).
     ``max(int(sample_rate * C), number of positive classes)`` centres in all, as An et al.'s released
     code does. Reads the number of positive classes on the host (one device sync).
     """
+    positives = target[(target >= 0) & (target < num_classes)]
     score = torch.rand(num_classes, generator=generator, device=target.device)
-    score[target] = 2.0  # positives sort first
+    score[positives] = 2.0  # positives sort first
     num_pos = int((score > 1.0).sum())
     keep = max(int(sample_rate * num_classes), num_pos)
     return torch.topk(score, keep, sorted=False).indices.sort().values
+
+
+def _sampled(centers: Tensor, t: Tensor, sample_rate: float, generator) -> tuple[Tensor, Tensor]:
+    """Partial-FC: the kept centres and each target's position among them (-1: not kept here)."""
+    if sample_rate >= 1.0 or centers.shape[0] == 0:
+        return centers, t
+    c = centers.shape[0]
+    keep = _partial_fc_keep(t, c, sample_rate, generator)
+    inside = (t >= 0) & (t < c)
+    pos = torch.searchsorted(keep, t.clamp(0, c - 1))  # every positive is kept: its position
+    return centers[keep], torch.where(inside, pos, -1)
+
+
+def _definition(
+    fn: str,
+    input: Tensor,
+    centers: Tensor,
+    t: Tensor,
+    target_logit: TargetLogit,
+    scale: float | Tensor,
+    sample_rate: float,
+    generator,
+    weight: Tensor | None,
+    reduction: Reduction,
+    ct: torch.dtype,
+) -> Tensor:
+    """The loss as plain differentiable ops: normalise, the ``(N, C)`` cosines, margin cross-entropy."""
+    w, t = _sampled(centers, t, sample_rate, generator)
+    x = F.normalize(input.to(ct), dim=1)  # (N, D)
+    cos = x @ F.normalize(w.to(ct), dim=1).T  # (N, C)
+    cos_t = cos.gather(1, t.unsqueeze(1)).squeeze(1)  # (N,)
+    loss = _margin_ce(cos, t, _target_logits(fn, target_logit, cos_t), scale)
+    return reduce_loss(loss, reduction, weight)
+
+
+def _float_bits(value: float) -> int:
+    """A float as the int64 of its bits (exchanged summaries are int64 rows)."""
+    return struct.unpack("<q", struct.pack("<d", float(value)))[0]
+
+
+def _exchange(
+    fn: str,
+    error: Exception | None,
+    input: Tensor,
+    centers: Tensor,
+    target: Tensor,
+    scale: float | Tensor,
+    num_classes: int | None,
+    sample_rate: float,
+    reduction: Reduction,
+    ct: torch.dtype | None,
+    group: Any,
+) -> tuple[list[int], int, int]:
+    """The one argument exchange of a class-parallel call: every argument that changes a collective's
+    shape or count (or the loss all ranks compute together) is compared on every rank, so a mismatch
+    raises the same error everywhere instead of leaving ranks in a collective. Returns every rank's
+    batch size, this rank's first class id and the total number of classes."""
+    rank, world = _comm.world(group)
+    fields: list[Tensor | int] = [0] * 11
+    if error is None:
+        has_rows = target.numel() > 0
+        grad = torch.is_grad_enabled() and any(
+            isinstance(v, Tensor) and v.requires_grad for v in (input, centers, scale)
+        )
+        fields = [
+            input.shape[0],
+            input.shape[1],
+            centers.shape[0],
+            target.min() if has_rows else 0,  # the label range rides on the exchange: no extra sync
+            target.max() if has_rows else -1,
+            int(isinstance(scale, Tensor)),
+            _comm.DTYPE_CODES.get(ct, 9),
+            _REDUCTION_CODES[reduction],
+            _float_bits(sample_rate),
+            -1 if num_classes is None else num_classes,
+            int(grad),
+        ]
+    rows = _comm.exchange_summary(fn, error, fields, _comm.summary_device(input, centers, target), group)
+    sizes, dims, blocks = [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+    if len(set(dims)) != 1:
+        _comm.raise_all(fn, f"expected the same embedding dim D on every rank, got D={dims} by rank")
+    if len({r[6] for r in rows}) != 1:
+        _comm.raise_all(fn, "expected input and centers of the same floating dtype on every rank")
+    if len({r[5] for r in rows}) != 1:
+        _comm.raise_all(fn, "expected scale to be a float on every rank or a tensor on every rank")
+    checks = [
+        (7, "reduction", lambda v: next(k for k, c in _REDUCTION_CODES.items() if c == v)),
+        (8, "sample_rate", lambda v: struct.unpack("<d", struct.pack("<q", v))[0]),
+        (9, "num_classes", lambda v: None if v < 0 else v),
+    ]
+    for col, name, decode in checks:
+        values = [decode(r[col]) for r in rows]
+        if len(set(values)) != 1:
+            _comm.raise_all(fn, f"expected the same {name} on every rank, got {values} by rank")
+    if len({r[10] for r in rows}) != 1:
+        needs = [bool(r[10]) for r in rows]
+        _comm.raise_all(
+            fn,
+            f"expected gradients needed on every rank or on none (backward runs collectives), got {needs} "
+            "by rank",
+        )
+    total = sum(blocks)
+    if num_classes is not None:
+        want = [
+            stop - start for start, stop in (_comm.class_block(num_classes, world, r) for r in range(world))
+        ]
+        if blocks != want:
+            _comm.raise_all(
+                fn,
+                f"expected centers with {want} classes by rank (num_classes={num_classes} split as "
+                f"torch.tensor_split), got {blocks}",
+            )
+    for r, row in enumerate(rows):
+        if row[0] > 0 and (row[3] < 0 or row[4] >= total):
+            _comm.raise_all(
+                fn,
+                f"target must hold class indices in [0, {total}); got ids in [{row[3]}, {row[4]}] "
+                f"on rank {r}",
+            )
+    return sizes, sum(blocks[:rank]), total
+
+
+def _margin_softmax(
+    fn: str,
+    input: Tensor,
+    centers: Tensor,
+    target: Tensor,
+    *,
+    target_logit: TargetLogit,
+    scale: float | Tensor,
+    chunk_size: int | None = None,
+    keep_budget: int = streaming.KEEP_BUDGET,
+    process_group: Any = None,
+    num_classes: int | None = None,
+    sample_rate: float = 1.0,
+    generator: torch.Generator | None = None,
+    weight: Tensor | None = None,
+    reduction: Reduction = "mean",
+) -> Tensor:
+    """:func:`margin_softmax_loss`, with errors naming ``fn`` (the function or Module the user called)."""
+    group = process_group
+    if group is None:
+        ct = _check_args(
+            fn, input, centers, target, target_logit, scale, chunk_size, keep_budget, num_classes,
+            sample_rate, weight, reduction, sharded=False,
+        )  # fmt: skip
+        if num_classes is not None and num_classes != centers.shape[0]:
+            raise ValueError(
+                f"{fn}: expected centers of shape ({num_classes}, D) (num_classes={num_classes}), "
+                f"got {tuple(centers.shape)}"
+            )
+        t = check_class_indices(fn, "target", target, centers.shape[0])
+        sizes, offset = None, 0
+    else:
+        if not torch.compiler.is_compiling() and not streaming.eligible(
+            input, centers, target, scale, weight
+        ):
+            raise ValueError(
+                f"{fn}: process_group is not supported under torch.func transforms or forward-mode AD "
+                "(the class-parallel path runs collectives with a closed-form backward)"
+            )
+        error: Exception | None = None
+        ct = None
+        try:
+            ct = _check_args(
+                fn, input, centers, target, target_logit, scale, chunk_size, keep_budget, num_classes,
+                sample_rate, weight, reduction, sharded=True,
+            )  # fmt: skip
+            with torch.no_grad():  # the margin's shape contract, checked before any collective
+                _target_logits(fn, target_logit, input.new_zeros(input.shape[0], dtype=ct))
+        except (TypeError, ValueError) as err:
+            error = err
+        sizes, offset, _ = _exchange(
+            fn, error, input, centers, target, scale, num_classes, sample_rate, reduction, ct, group
+        )
+        assert ct is not None
+        t = _comm.all_gather_rows(target.long(), sizes, group) - offset  # (M,) positions in this block
+
+    n, out_dtype = input.shape[0], output_dtype(input)  # the output dtype is read before autocast is off
+    with no_autocast(input.device):
+        if group is None and not streaming.eligible(input, centers, target, scale, weight):
+            # torch.compile, torch.func and forward-mode AD see the definition
+            return _definition(
+                fn, input, centers, t, target_logit, scale, sample_rate, generator, weight, reduction, ct
+            ).to(out_dtype)
+        x = F.normalize(input.to(ct), dim=1)  # (N, D)
+        s = scale.to(ct).expand(n) if isinstance(scale, Tensor) else x.new_full((n,), float(scale))  # (N,)
+        w, t = _sampled(centers, t, sample_rate, generator)
+        lse_nt, cos_t, _ = streaming.softmax_stats(
+            x, w, t, scale=s, normalize=True, exclude_target=True, chunk_size=chunk_size,
+            keep_budget=keep_budget, group=group, row_sizes=sizes,
+        )  # fmt: skip
+        logit_t = (scale.to(ct) if isinstance(scale, Tensor) else float(scale)) * _target_logits(
+            fn, target_logit, cos_t
+        )  # (N,)
+        # -log softmax of the target entry = log(1 + exp(lse_nt - logit_t)); logaddexp is exact for
+        # a small loss, where lse_all - logit_t would cancel
+        loss = torch.logaddexp(torch.zeros_like(logit_t), lse_nt - logit_t)
+        if group is None or reduction == "none":
+            out = reduce_loss(loss, reduction, weight)
+        else:
+            # the loss of the global batch, the same value on every rank (identity in backward)
+            out = _comm.ReplicatedSum.apply(reduce_loss(loss, "sum", weight), group)
+            if reduction == "mean":
+                out = out / max(sum(sizes), 1)
+    return out.to(out_dtype)
 
 
 def margin_softmax_loss(
@@ -311,16 +347,18 @@ def margin_softmax_loss(
     target_logit: TargetLogit,
     scale: float | Tensor,
     chunk_size: int | None = None,
+    keep_budget: int = streaming.KEEP_BUDGET,
     process_group: Any = None,
+    num_classes: int | None = None,
     sample_rate: float = 1.0,
     generator: torch.Generator | None = None,
     weight: Tensor | None = None,
     reduction: Reduction = "mean",
 ) -> Tensor:
-    r"""Margin softmax on embeddings and class centres, streamed over class chunks (fused).
+    r"""Margin softmax on embeddings and class centres, streamed over class chunks, optionally sharded.
 
     The loss of ArcFace, CosFace/AM-Softmax, combined margins, SphereFace and NormFace/COCO computed
-    without the ``(N, C)`` cosine logits: equal (to rounding) to normalising both, forming
+    from the embeddings and the class centres: equal (to rounding) to normalising both, forming
     ``cosine = x_hat @ w_hat.T`` and calling the matching loss of :mod:`losskit.functional.margin`,
     with a fraction of its memory. ``target_logit=lambda c: c`` gives NormFace/COCO.
 
@@ -335,51 +373,73 @@ def margin_softmax_loss(
 
     Args:
         input: embeddings, shape ``(N, D)``. Normalised here.
-        centers: class centres, shape ``(C, D)``, any floating dtype (kept as is: master weights stay
-            in their own dtype). Normalised here, block by block.
-        target: class ids, shape ``(N,)``, integer, in ``[0, C)`` (not checked: that would sync).
-        target_logit: the margin function :math:`\phi` mapping target cosines ``(N,)`` to unscaled
-            target logits, element-wise: ``functools.partial(arcface_target_logit, margin=0.5,
-            fallback="linear", gradient="exact")``, ``cosface_target_logit``,
-            ``combined_margin_target_logit``, ``sphereface_target_logit`` or the identity (NormFace).
+        centers: class centres, shape ``(C, D)`` (with ``process_group``: this rank's block
+            ``(C_local, D)``), any floating dtype (kept as is: master weights stay in their own dtype).
+            Normalised here, block by block.
+        target: class ids, shape ``(N,)``, any integer dtype, in ``[0, C)`` (global ids with
+            ``process_group``). Checked: ``ValueError`` on CPU, a device-side assertion on an
+            accelerator (no host sync), part of the exchanged summary with ``process_group``.
+        target_logit: the margin function :math:`\phi` mapping the target cosines ``(N,)`` to unscaled
+            target logits ``(N,)``, element-wise: ``functools.partial(arcface_target_logit, margin=0.5)``,
+            ``cosface_target_logit``, ``combined_margin_target_logit``, ``sphereface_target_logit`` or
+            the identity (NormFace). Its output shape is checked.
         scale: :math:`s`: a float ``> 0`` (64 for ArcFace/CosFace, 30 for AM-Softmax), a 0-dim tensor,
-            or per-row scales ``(N,)``; tensors receive a gradient (SphereFace keeps the feature norms
-            ``input.norm(dim=1)``).
-        chunk_size: classes per chunk. Default ``None``: chosen so that an ``(N, chunk)`` block of
-            logits and a ``(chunk, D)`` block of centres take at most ``CHUNK_BUDGET_BYTES`` (4 MiB),
+            or per-row scales ``(N,)`` (with ``process_group`` a float or ``(N,)``); tensors receive a
+            gradient (SphereFace keeps the feature norms ``input.norm(dim=1)``).
+        chunk_size: classes per chunk of the streamed logits. Default ``None``: chosen so that an
+            ``(N, chunk)`` block of logits and a ``(chunk, D)`` block of centres take at most 4 MiB,
             i.e. 2048 classes at ``N = D = 512`` in float32.
+        keep_budget: bytes of logit chunks forward keeps for backward (which recomputes the others,
+            one more matrix product each); ``0`` recomputes every chunk. Default: ``48 * 2**20`` (48 MiB:
+            about 1.3x the three bare matrix products at 512 x 512 x 100k on a 2-core CPU, with a
+            workspace under 10% of the unfused path's).
         process_group: ``None`` for one process; a ``torch.distributed`` group shards the classes over
-            its ranks (``centers`` then holds this rank's block and ``target`` global ids) and the call
-            is :func:`losskit.distributed.class_parallel_margin_loss` with the same arguments.
+            its ranks: rank ``r`` holds the ``r``-th contiguous block of centres (as
+            ``torch.tensor_split(arange(C), world_size)`` lays them out, see
+            :func:`losskit.distributed.class_shard`), its own rows of the global batch and their
+            global class ids. Every rank must call with the same options and call ``backward()``.
+        num_classes: the total number of classes ``C``. With ``process_group`` each rank's block must
+            then follow the ``tensor_split`` layout; without one ``centers`` must have ``C`` rows.
+            Default: ``None`` (not checked; the sum of the ranks' blocks).
         sample_rate: Partial-FC (An et al. 2021): keep every positive class of the batch plus random
-            negatives up to ``int(sample_rate * C)`` centres, and compute the softmax over those only
-            (the other centres get zero gradient). In ``(0, 1]``. Default: ``1.0`` (all classes).
+            negatives up to ``int(sample_rate * C)`` centres (per rank: of its block), and compute the
+            softmax over those only (the other centres get zero gradient). In ``(0, 1]``. Default:
+            ``1.0`` (all classes).
         generator: random generator for Partial-FC sampling. Default: the global one.
         weight: optional per-sample weights, broadcastable to ``(N,)``.
-        reduction: ``'none'`` | ``'mean'`` | ``'sum'``; ``'mean'`` divides by ``N``.
+        reduction: ``'none'`` | ``'mean'`` | ``'sum'``; ``'mean'`` divides by ``N`` (with
+            ``process_group``: by the global number of rows; ``'sum'``/``'mean'`` are then the global
+            batch's loss, the same on every rank, ``'none'`` this rank's rows).
 
     Returns:
-        Shape ``(N,)`` if ``reduction='none'``, otherwise a scalar; dtype of ``input``.
+        Shape ``(N,)`` if ``reduction='none'``, otherwise a scalar; dtype of ``input`` (float32 inside
+        ``torch.autocast``).
 
     Raises:
-        ValueError: if shapes do not match, ``scale``, ``chunk_size`` or ``sample_rate`` is out of
-            range, or ``reduction`` is unknown.
+        ValueError: if shapes do not match, a label is out of range, ``scale``, ``chunk_size``,
+            ``keep_budget`` or ``sample_rate`` is out of range, ``target_logit`` returns another shape,
+            an argument is on another device, or ``reduction`` is unknown; with ``process_group`` on
+            every rank when any rank's arguments fail or differ from the others' where they must agree
+            (batch layout, ``D``, dtypes, scale kind, ``reduction``, ``sample_rate``, ``num_classes``,
+            whether gradients are needed), instead of blocking in a collective.
         TypeError: if ``input``/``centers`` are not floating, ``target`` is not integer, or
-            ``target_logit`` is not callable.
+            ``target_logit`` is not callable or returns a non-floating result.
 
     Note:
-        Memory beyond the inputs and their gradients is O(N * chunk + chunk * D + N * D + C) plus at
-        most ``KEEP_BUDGET_BYTES`` (48 MiB) of saved logits: the centres are normalised block by
-        block inside the Function (no normalised copy of the ``(C, D)`` centres) and their gradient
-        is written block by block into the buffer that becomes ``centers.grad``. Forward saves the
-        logits of the first chunks that fit that budget; backward recomputes the others (one more
-        matrix product each) and uses each block's probabilities for both gradient products. The
-        loss is ``log(1 + exp(lse_nt - s * phi))`` from the log-sum-exp of the non-target logits,
-        as accurate as cross-entropy on the full logits or more. exp() arguments are clamped just
-        above log(smallest normal) (terms below 1e-37 of a row sum that is at least 1; this avoids
-        the slow denormal path of CPU exp). float16/bfloat16 are computed in float32, autocast is
-        disabled inside. Partial-FC costs one device sync (the number of positive classes) and draws
-        from ``generator``. Labels are not range-checked.
+        In eager autograd the streaming engine runs: memory beyond the inputs and their gradients is
+        O(N * chunk + chunk * D + N * D + C) plus at most ``keep_budget`` bytes of saved logits; the
+        centres are normalised block by block (no normalised copy of the ``(C, D)`` centres) and
+        their gradient is written block by block into the buffer that becomes ``centers.grad``; the
+        loss is ``log(1 + exp(lse_nt - s * phi))`` from the log-sum-exp of the non-target logits, as
+        accurate as cross-entropy on the full logits or more. Under ``torch.compile``, ``torch.func``
+        transforms and forward-mode AD the definition runs instead (the ``(N, C)`` cosines and the
+        margin cross-entropy: composable, and it holds the full logits); with ``process_group`` the
+        engine always runs (collectives; no ``torch.func``). Double backward: definition only.
+        float16/bfloat16 are computed in float32, autocast is disabled inside. Partial-FC costs one
+        device sync (the number of positive classes) and draws from ``generator``. With
+        ``process_group`` each call makes one host sync (the argument summary), and ``'mean'`` and
+        ``'sum'`` are the global loss: see :mod:`losskit.distributed` for how the gradients are
+        scaled and the DDP hook that makes the backbone's gradient the single-process one.
 
     Example:
         >>> x, w = torch.randn(4, 8), torch.randn(10, 8)
@@ -398,62 +458,9 @@ def margin_softmax_loss(
         Milakov and Gimelshein, "Online normalizer calculation for softmax", 2018.
         https://arxiv.org/abs/1805.02867
     """
-    fn = "margin_softmax_loss"
-    if process_group is not None:
-        from ..distributed import class_parallel_margin_loss  # lazy: torch.distributed is optional
-
-        return class_parallel_margin_loss(
-            input,
-            centers,
-            target,
-            target_logit=target_logit,
-            scale=scale,
-            process_group=process_group,
-            chunk_size=chunk_size,
-            sample_rate=sample_rate,
-            generator=generator,
-            weight=weight,
-            reduction=reduction,
-        )
-    check_reduction(fn, reduction)
-    check_floating(fn, "input", input)
-    check_floating(fn, "centers", centers)
-    check_integer(fn, "target", target)
-    check_ndim(fn, "input", input, 2, "(N, D)")
-    check_ndim(fn, "centers", centers, 2, "(C, D)")
-    n, d = input.shape
-    if tuple(target.shape) != (n,):
-        raise ValueError(f"{fn}: expected target of shape ({n},), got {tuple(target.shape)}")
-    if centers.shape[1] != d:
-        raise ValueError(f"{fn}: expected centers of shape (C, {d}), got {tuple(centers.shape)}")
-    if not callable(target_logit):
-        raise TypeError(f"{fn}: target_logit must be callable; got {type(target_logit).__name__}")
-    if isinstance(scale, Tensor):
-        check_floating(fn, "scale", scale)
-        if scale.shape not in ((), (n,)):
-            raise ValueError(f"{fn}: expected scale of shape () or ({n},), got {tuple(scale.shape)}")
-    else:
-        check_interval(fn, "scale", scale, 0.0, math.inf, low_open=True, high_open=True)
-    if chunk_size is not None:
-        check_positive_int(fn, "chunk_size", chunk_size)
-    check_interval(fn, "sample_rate", sample_rate, 0.0, 1.0, low_open=True)
-    check_weight(fn, weight, (n,))
-
-    ct = compute_dtype(torch.promote_types(input.dtype, centers.dtype))
-    with torch.autocast(device_type=input.device.type, enabled=False):
-        x = F.normalize(input.to(ct), dim=1)  # (N, D)
-        s = scale.to(ct).expand(n) if isinstance(scale, Tensor) else x.new_full((n,), float(scale))  # (N,)
-        w, t = centers, target.long()
-        if sample_rate < 1.0 and centers.shape[0] > 0:
-            keep = _partial_fc_keep(t, centers.shape[0], sample_rate, generator)
-            t = torch.searchsorted(keep, t)  # every target is kept: its position among the kept
-            w = centers[keep]  # (C_kept, D)
-        chunk = chunk_size if chunk_size is not None else _auto_chunk_size(n, d, w.shape[0], ct)
-        needs_grad = torch.is_grad_enabled() and (x.requires_grad or w.requires_grad or s.requires_grad)
-        keep = _keep_chunks(n, chunk, ct) if needs_grad else 0
-        lse_nt, cos_t = _FusedMarginSoftmax.apply(x, w, t, s, chunk, keep)
-        logit_t = s * target_logit(cos_t)  # (N,)
-        # -log softmax of the target entry = log(1 + exp(lse_nt - logit_t)); logaddexp is exact for
-        # a small loss, where lse_all - logit_t would cancel
-        loss = torch.logaddexp(torch.zeros_like(logit_t), lse_nt - logit_t)
-    return reduce_loss(loss, reduction, weight).to(input.dtype)
+    return _margin_softmax(
+        "margin_softmax_loss", input, centers, target, target_logit=target_logit, scale=scale,
+        chunk_size=chunk_size, keep_budget=keep_budget, process_group=process_group,
+        num_classes=num_classes, sample_rate=sample_rate, generator=generator, weight=weight,
+        reduction=reduction,
+    )  # fmt: skip

@@ -27,6 +27,7 @@ from torch import Tensor
 from ._reduction import Reduction, check_reduction, check_weight, reduce_loss
 from ._validation import (
     check_choice,
+    check_class_indices,
     check_floating,
     check_integer,
     check_interval,
@@ -34,7 +35,10 @@ from ._validation import (
     check_nonnegative,
     check_positive,
     check_positive_int,
+    check_same_device,
     compute_dtype,
+    no_autocast,
+    output_dtype,
 )
 
 __all__ = [
@@ -157,6 +161,31 @@ def _sphereface_phi(cos: Tensor, margin: int, lambda_: float | Tensor) -> Tensor
     return (lambda_ * cos + psi) / (1 + lambda_)
 
 
+def _check_combined(fn: str, m1: object, m2: object, m3: object, fallback: object, gradient: object):
+    a = check_positive(fn, "m1", m1)
+    b = check_nonnegative(fn, "m2", m2)
+    c = check_nonnegative(fn, "m3", m3)
+    check_choice(fn, "fallback", fallback, _FALLBACKS)
+    check_choice(fn, "gradient", gradient, _GRADIENTS)
+    if a != 1.0 and fallback != "none":
+        raise ValueError(
+            f"{fn}: fallback={fallback!r} is ArcFace's and needs m1=1 (the papers define none for "
+            f"m1 != 1); got m1={m1}: use fallback='none'"
+        )
+    return a, b, c
+
+
+def _combined_phi(cos: Tensor, m1: float, m2: float, m3: float, fallback: str, gradient: str) -> Tensor:
+    if m1 == 1.0:
+        # cos(theta + m2) - m3 in closed form, as ArcFace's (no angle): for m2 = 0 it is cos - m3
+        # exactly, value and gradient, at cos = +-1 too (the atan2 angle's slope is 0 there)
+        return _arcface_phi(cos, m2, fallback, gradient) - m3
+    phi = torch.cos(m1 * _angle(cos) + m2) - m3
+    if gradient == "straight_through":
+        phi = cos + (phi - cos).detach()
+    return phi
+
+
 def _as_compute(cosine: Tensor) -> Tensor:
     return cosine.to(compute_dtype(cosine.dtype))
 
@@ -250,33 +279,50 @@ def cosface_target_logit(cosine: Tensor, *, margin: float = 0.35) -> Tensor:
 
 
 def combined_margin_target_logit(
-    cosine: Tensor, *, m1: float = 1.0, m2: float = 0.0, m3: float = 0.0
+    cosine: Tensor,
+    *,
+    m1: float = 1.0,
+    m2: float = 0.0,
+    m3: float = 0.0,
+    fallback: Fallback = "none",
+    gradient: Gradient = "exact",
 ) -> Tensor:
     r"""The combined (SphereFace, ArcFace, CosFace) margin, before scaling.
 
     .. math::
         \phi(\theta) = \cos(m_1 \theta + m_2) - m_3
 
-    ``(m1, m2, m3) = (1, m, 0)`` is ArcFace with ``fallback='none'``, ``(1, 0, m)`` is CosFace and
-    ``(1, 0, 0)`` is the plain cosine.
+    ``(m1, m2, m3) = (1, m, 0)`` is ArcFace (:func:`arcface_target_logit` with the same ``fallback``
+    and ``gradient``), ``(1, 0, m)`` is CosFace and ``(1, 0, 0)`` is the plain cosine (value and
+    gradient, ``cos = ±1`` included).
 
     Args:
         cosine: target-class cosines, any shape ``(*)``.
         m1: multiplicative angular margin, ``> 0``. Default: ``1.0``.
         m2: additive angular margin in radians, ``>= 0``. Default: ``0.0``.
         m3: additive cosine margin, ``>= 0``. Default: ``0.0``.
+        fallback: ``'none'`` (the paper's combined margin: past :math:`\theta + m_2 > \pi` the curve
+            rises again), or ArcFace's ``'linear'`` / ``'easy'`` applied to :math:`\cos(\theta + m_2)`
+            (``m1 = 1`` only; ``m3`` is subtracted after). Default: ``'none'``.
+        gradient: ``'exact'``, or ``'straight_through'``: the margin shifts the value but the gradient is
+            that of :math:`\cos\theta` (insightface's current ``CombinedMarginLoss``, which applies the
+            margin under ``no_grad``). Default: ``'exact'``.
 
     Returns:
         :math:`\phi`, shape ``(*)``, dtype of ``cosine``.
 
     Raises:
-        ValueError: if a margin is out of range.
+        ValueError: if a margin is out of range, an option is unknown, or ``fallback`` is not
+            ``'none'`` with ``m1 != 1``.
         TypeError: if ``cosine`` is not floating point.
 
     Note:
-        As in the ArcFace paper's combined-margin experiments there is no fallback: past
-        :math:`m_1\theta + m_2 > \pi` the curve rises again. :math:`\theta` is computed with ``atan2``
-        from :math:`(\sqrt{1-\cos^2}, \cos)`, so ``cos = ±1`` is exact and its gradient finite.
+        With ``m1 = 1`` the angle is never formed: :math:`\cos(\theta + m_2) = \cos\theta\cos m_2 -
+        \sin\theta\sin m_2` as in :func:`arcface_target_logit`, so ``m2 = 0`` is exactly
+        :math:`\cos\theta - m_3` with gradient 1. Otherwise :math:`\theta` is computed with ``atan2``
+        from :math:`(\sqrt{1-\cos^2}, \cos)`: ``cos = ±1`` is exact and its gradient finite, but at
+        exactly ``cos = ±1`` the gradient of :math:`\cos(m_1\theta)` is 0 where the true limit is
+        :math:`m_1^2` (``cos = 1``).
 
     Example:
         >>> combined_margin_target_logit(torch.tensor([1.0, 0.0]), m1=1.0, m2=0.3, m3=0.2)
@@ -288,11 +334,8 @@ def combined_margin_target_logit(
     """
     fn = "combined_margin_target_logit"
     check_floating(fn, "cosine", cosine)
-    a = check_positive(fn, "m1", m1)
-    b = check_nonnegative(fn, "m2", m2)
-    c = check_nonnegative(fn, "m3", m3)
-    x = _as_compute(cosine)
-    return (torch.cos(a * _angle(x) + b) - c).to(cosine.dtype)
+    a, b, c = _check_combined(fn, m1, m2, m3, fallback, gradient)
+    return _combined_phi(_as_compute(cosine), a, b, c, fallback, gradient).to(cosine.dtype)
 
 
 def sphereface_target_logit(cosine: Tensor, *, margin: int = 4, lambda_: float | Tensor = 0.0) -> Tensor:
@@ -475,9 +518,16 @@ def margin_cross_entropy(
     _check_scale(fn, scale, cosine.shape[0])
     check_reduction(fn, reduction)
     check_weight(fn, weight, target.shape)
-    x = _as_compute(cosine)
-    loss = _margin_ce(x, target, target_logit.to(x.dtype), scale)
-    return reduce_loss(loss, reduction, weight).to(cosine.dtype)
+    check_same_device(
+        fn, ("cosine", cosine), ("target", target), ("target_logit", target_logit), ("scale", scale),
+        ("weight", weight),
+    )  # fmt: skip
+    t = check_class_indices(fn, "target", target, cosine.shape[1])
+    out_dtype = output_dtype(cosine)  # read before autocast is switched off
+    with no_autocast(cosine.device):
+        x = _as_compute(cosine)
+        loss = _margin_ce(x, t, target_logit.to(x.dtype), scale)
+        return reduce_loss(loss, reduction, weight).to(out_dtype)
 
 
 def _cosine_loss(
@@ -489,14 +539,22 @@ def _cosine_loss(
     reduction: Reduction,
     phi,
 ) -> Tensor:
-    """Shared body of the cosine-logit losses once their own hyperparameters are checked."""
+    """Shared body of the cosine-logit losses once their own hyperparameters are checked.
+
+    Devices are checked once, the labels range-checked (no host sync on an accelerator), the loss
+    computed in float32 or wider with autocast off, and returned in ``output_dtype(cosine)``.
+    """
     _check_scale(fn, scale, cosine.shape[0])
     check_reduction(fn, reduction)
     check_weight(fn, weight, target.shape)
-    x = _as_compute(cosine)
-    cos_t = x.gather(1, target.unsqueeze(1)).squeeze(1)  # (N,)
-    loss = _margin_ce(x, target, phi(cos_t), scale)
-    return reduce_loss(loss, reduction, weight).to(cosine.dtype)
+    check_same_device(fn, ("cosine", cosine), ("target", target), ("scale", scale), ("weight", weight))
+    t = check_class_indices(fn, "target", target, cosine.shape[1])
+    out_dtype = output_dtype(cosine)  # read before autocast is switched off
+    with no_autocast(cosine.device):
+        x = _as_compute(cosine)
+        cos_t = x.gather(1, t.unsqueeze(1)).squeeze(1)  # (N,)
+        loss = _margin_ce(x, t, phi(cos_t), scale)
+        return reduce_loss(loss, reduction, weight).to(out_dtype)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -693,8 +751,11 @@ def arcface_loss(
     Note:
         The paper writes only :math:`\cos(\theta + m)` (``fallback='none'``); its released code uses the
         linear fallback, which keeps the target logit decreasing in :math:`\theta`, so that is the default.
-        PyTorch Metric Learning's ``ArcFaceLoss`` takes the margin in degrees (28.6 = 0.5 rad), applies
-        no fallback and stores class weights as ``(D, C)``.
+        PyTorch Metric Learning's ``ArcFaceLoss`` takes the margin in degrees (its default 28.6 is
+        0.4992 rad; 0.5 rad is 28.648 degrees), applies the same linear fallback (``fallback='linear'``:
+        its loss on embeddings past :math:`\pi - m` equals this one) and stores class weights as
+        ``(D, C)``. insightface's ``ArcFace`` head is ``fallback='linear'``; its current
+        ``CombinedMarginLoss`` is :func:`combined_margin_loss` with ``gradient='straight_through'``.
 
     Example:
         >>> cosine = torch.tensor([[0.9, 0.1, -0.2], [0.0, 0.5, 0.4]])
@@ -705,7 +766,21 @@ def arcface_loss(
         Deng et al., "ArcFace: Additive Angular Margin Loss for Deep Face Recognition", CVPR 2019.
         https://arxiv.org/abs/1801.07698
     """
-    fn = "arcface_loss"
+    return _arcface("arcface_loss", cosine, target, scale, margin, fallback, gradient, weight, reduction)
+
+
+def _arcface(
+    fn: str,
+    cosine: Tensor,
+    target: Tensor,
+    scale: float | Tensor,
+    margin: float,
+    fallback: str,
+    gradient: str,
+    weight: Tensor | None,
+    reduction: Reduction,
+) -> Tensor:
+    """ArcFace's body; errors name ``fn`` (``arcface_loss`` or ``subcenter_arcface_loss``)."""
     _check_cosine_target(fn, cosine, target)
     m = check_interval(fn, "margin", margin, 0.0, math.pi)
     check_choice(fn, "fallback", fallback, _FALLBACKS)
@@ -723,13 +798,17 @@ def combined_margin_loss(
     m1: float = 1.0,
     m2: float = 0.0,
     m3: float = 0.0,
+    fallback: Fallback = "none",
+    gradient: Gradient = "exact",
     weight: Tensor | None = None,
     reduction: Reduction = "mean",
 ) -> Tensor:
     r"""Combined margin loss: target logit :math:`s(\cos(m_1\theta + m_2) - m_3)`.
 
     The ArcFace paper's unification of SphereFace (:math:`m_1`), ArcFace (:math:`m_2`) and CosFace
-    (:math:`m_3`); see :func:`combined_margin_target_logit`. The defaults give :func:`normface_loss`.
+    (:math:`m_3`); see :func:`combined_margin_target_logit`. The defaults give :func:`normface_loss`
+    (value and gradient, at ``cos = ±1`` too); ``(1, m, 0)`` gives :func:`arcface_loss` with the same
+    ``fallback`` and ``gradient``, ``(1, 0, m)`` :func:`cosface_loss`.
 
     .. math::
         \ell_i = -\log \frac{e^{s \phi_i}}{e^{s \phi_i} + \sum_{j \ne y_i} e^{s \cos\theta_{ij}}}, \qquad
@@ -742,6 +821,9 @@ def combined_margin_loss(
         m1: multiplicative angular margin, ``> 0``. Default: ``1.0``.
         m2: additive angular margin in radians, ``>= 0``. Default: ``0.0``.
         m3: additive cosine margin, ``>= 0``. Default: ``0.0``.
+        fallback: ``'none'`` (the paper) | ``'linear'`` | ``'easy'`` (ArcFace's, ``m1 = 1`` only); see
+            :func:`combined_margin_target_logit`. Default: ``'none'``.
+        gradient: ``'exact'`` | ``'straight_through'``. Default: ``'exact'``.
         weight: optional per-sample weights, broadcastable to ``(N,)``.
         reduction: ``'none'`` | ``'mean'`` | ``'sum'``; ``'mean'`` divides by ``N``.
 
@@ -749,8 +831,13 @@ def combined_margin_loss(
         Shape ``(N,)`` if ``reduction='none'``, otherwise a scalar; dtype of ``cosine``.
 
     Raises:
-        ValueError: on a shape mismatch, a bad hyperparameter or an unknown ``reduction``.
+        ValueError: on a shape mismatch, a bad hyperparameter, an unknown option or ``reduction``.
         TypeError: on a non-float ``cosine`` or a non-integer ``target``.
+
+    Note:
+        insightface's current ``CombinedMarginLoss`` (arcface_torch) computes the ArcFace margin under
+        ``no_grad`` and applies no fallback: ``combined_margin_loss(..., m1=1.0, m2=0.5,
+        gradient='straight_through')``.
 
     Example:
         >>> cosine = torch.tensor([[0.9, 0.1, -0.2], [0.0, 0.5, 0.4]])
@@ -764,11 +851,9 @@ def combined_margin_loss(
     """
     fn = "combined_margin_loss"
     _check_cosine_target(fn, cosine, target)
-    a = check_positive(fn, "m1", m1)
-    b = check_nonnegative(fn, "m2", m2)
-    c = check_nonnegative(fn, "m3", m3)
+    a, b, c = _check_combined(fn, m1, m2, m3, fallback, gradient)
     return _cosine_loss(
-        fn, cosine, target, scale, weight, reduction, lambda x: torch.cos(a * _angle(x) + b) - c
+        fn, cosine, target, scale, weight, reduction, lambda x: _combined_phi(x, a, b, c, fallback, gradient)
     )
 
 
@@ -824,6 +909,7 @@ def sphereface_loss(
     _check_cosine_target(fn, cosine, target)
     m = _check_margin_int(fn, margin)
     _check_lambda(fn, lambda_)
+    check_same_device(fn, ("cosine", cosine), ("lambda_", lambda_))
     return _cosine_loss(
         fn, cosine, target, scale, weight, reduction, lambda c: _sphereface_phi(c, m, lambda_)
     )
@@ -882,7 +968,25 @@ def subcenter_arcface_loss(
         Deng et al., "Sub-center ArcFace: Boosting Face Recognition by Large-scale Noisy Web Faces",
         ECCV 2020. https://www.ecva.net/papers/eccv_2020/papers_ECCV/papers/123560715.pdf
     """
-    fn = "subcenter_arcface_loss"
+    return _subcenter_arcface(
+        "subcenter_arcface_loss", cosine, target, subcenters, scale, margin, fallback, gradient, weight,
+        reduction,
+    )  # fmt: skip
+
+
+def _subcenter_arcface(
+    fn: str,
+    cosine: Tensor,
+    target: Tensor,
+    subcenters: int | None,
+    scale: float | Tensor,
+    margin: float,
+    fallback: str,
+    gradient: str,
+    weight: Tensor | None,
+    reduction: Reduction,
+) -> Tensor:
+    """Sub-center ArcFace's body; errors name ``fn`` (the function or ``SubCenterArcFaceLoss``)."""
     check_floating(fn, "cosine", cosine)
     check_ndim(fn, "cosine", cosine, (2, 3), "(N, C, K) or (N, C * K)")
     if subcenters is not None:
@@ -898,16 +1002,7 @@ def subcenter_arcface_loss(
     elif subcenters is not None and cosine.shape[2] != subcenters:
         raise ValueError(f"{fn}: expected cosine of shape (N, C, {subcenters}), got {tuple(cosine.shape)}")
     # amax: the gradient goes to the dominant sub-centre (split evenly only on exact ties).
-    return arcface_loss(
-        cosine.amax(dim=2),
-        target,
-        scale=scale,
-        margin=margin,
-        fallback=fallback,
-        gradient=gradient,
-        weight=weight,
-        reduction=reduction,
-    )
+    return _arcface(fn, cosine.amax(dim=2), target, scale, margin, fallback, gradient, weight, reduction)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -932,6 +1027,21 @@ def _check_features(fn: str, input: object, weight: object, target: object) -> N
             f"{fn}: expected target of shape ({input.shape[0]},) to match input {tuple(input.shape)}, "
             f"got {tuple(target.shape)}"
         )
+
+
+def _check_sample_weight(fn: str, name: str, sample_weight: Tensor | None, shape: torch.Size) -> None:
+    """``check_weight`` whose message names the per-sample weights ``name`` (``weight`` is the class
+    matrix of the functions here; their Modules take the per-sample weights as ``weight``)."""
+    try:
+        check_weight(fn, sample_weight, shape)
+    except (TypeError, ValueError) as err:
+        message = str(err).replace(f"{fn}: weight", f"{fn}: {name}").replace("got weight", f"got {name}")
+        raise type(err)(message) from None
+
+
+def _feature_dtypes(input: Tensor, weight: Tensor) -> torch.dtype:
+    """Compute in float32 or wider, whatever the two dtypes (float32 master weights, half input, ...)."""
+    return compute_dtype(torch.promote_types(input.dtype, weight.dtype))
 
 
 def l2_softmax_alpha_lower_bound(num_classes: int, p: float) -> float:
@@ -1021,7 +1131,23 @@ def l2_softmax_loss(
         Ranjan, Castillo, Chellappa, "L2-constrained Softmax Loss for Discriminative Face
         Verification", 2017. https://arxiv.org/abs/1703.09507
     """
-    fn = "l2_softmax_loss"
+    return _l2_softmax(
+        "l2_softmax_loss", "sample_weight", input, weight, target, alpha, bias, sample_weight, reduction
+    )
+
+
+def _l2_softmax(
+    fn: str,
+    sw_name: str,
+    input: Tensor,
+    weight: Tensor,
+    target: Tensor,
+    alpha: float | Tensor,
+    bias: Tensor | None,
+    sample_weight: Tensor | None,
+    reduction: Reduction,
+) -> Tensor:
+    """L2-softmax's body; errors name ``fn`` and the per-sample weights ``sw_name``."""
     _check_features(fn, input, weight, target)
     if isinstance(alpha, Tensor):
         if not alpha.is_floating_point() or alpha.dim() != 0:
@@ -1036,12 +1162,19 @@ def l2_softmax_loss(
         if bias.shape != weight.shape[:1]:
             raise ValueError(f"{fn}: expected bias of shape ({weight.shape[0]},), got {tuple(bias.shape)}")
     check_reduction(fn, reduction)
-    check_weight(fn, sample_weight, target.shape)
-    ct = compute_dtype(input.dtype)
-    x = F.normalize(input.to(ct), dim=1) * (alpha.to(ct) if isinstance(alpha, Tensor) else alpha)  # (N, D)
-    logits = F.linear(x, weight.to(ct), None if bias is None else bias.to(ct))  # (N, C)
-    loss = F.cross_entropy(logits.to(ct), target, reduction="none")
-    return reduce_loss(loss, reduction, sample_weight).to(input.dtype)
+    _check_sample_weight(fn, sw_name, sample_weight, target.shape)
+    check_same_device(
+        fn, ("input", input), ("weight", weight), ("target", target), ("alpha", alpha), ("bias", bias),
+        (sw_name, sample_weight),
+    )  # fmt: skip
+    t = check_class_indices(fn, "target", target, weight.shape[0])
+    ct, out_dtype = _feature_dtypes(input, weight), output_dtype(input)
+    with no_autocast(input.device):
+        a = alpha.to(ct) if isinstance(alpha, Tensor) else alpha
+        x = F.normalize(input.to(ct), dim=1) * a  # (N, D)
+        logits = F.linear(x, weight.to(ct), None if bias is None else bias.to(ct))  # (N, C)
+        loss = F.cross_entropy(logits, t, reduction="none")
+        return reduce_loss(loss, reduction, sample_weight).to(out_dtype)
 
 
 def large_margin_softmax_loss(
@@ -1095,19 +1228,42 @@ def large_margin_softmax_loss(
         Liu, Wen, Yu, Yang, "Large-Margin Softmax Loss for Convolutional Neural Networks", ICML 2016.
         https://arxiv.org/abs/1612.02295
     """
-    fn = "large_margin_softmax_loss"
+    return _large_margin_softmax(
+        "large_margin_softmax_loss", "sample_weight", input, weight, target, margin, lambda_, sample_weight,
+        reduction,
+    )  # fmt: skip
+
+
+def _large_margin_softmax(
+    fn: str,
+    sw_name: str,
+    input: Tensor,
+    weight: Tensor,
+    target: Tensor,
+    margin: int,
+    lambda_: float | Tensor,
+    sample_weight: Tensor | None,
+    reduction: Reduction,
+) -> Tensor:
+    """L-Softmax's body; errors name ``fn`` and the per-sample weights ``sw_name``."""
     _check_features(fn, input, weight, target)
     m = _check_margin_int(fn, margin)
     _check_lambda(fn, lambda_)
     check_reduction(fn, reduction)
-    check_weight(fn, sample_weight, target.shape)
-    ct = compute_dtype(input.dtype)
-    x, w = input.to(ct), weight.to(ct)
-    logits = F.linear(x, w).to(ct)  # (N, C) = |W_j||x| cos(theta_j)
-    w_t = w.index_select(0, target)  # (N, D)
-    norm = x.norm(dim=1) * w_t.norm(dim=1)  # (N,)
-    dot = logits.gather(1, target.unsqueeze(1)).squeeze(1)  # (N,)
-    # clamp: a zero feature or weight row would give 0/0.
-    cos_t = (dot / norm.clamp_min(1e-12)).clamp(-1.0, 1.0)
-    loss = _margin_ce(logits, target, norm * _sphereface_phi(cos_t, m, lambda_), 1.0)
-    return reduce_loss(loss, reduction, sample_weight).to(input.dtype)
+    _check_sample_weight(fn, sw_name, sample_weight, target.shape)
+    check_same_device(
+        fn, ("input", input), ("weight", weight), ("target", target), ("lambda_", lambda_),
+        (sw_name, sample_weight),
+    )  # fmt: skip
+    t = check_class_indices(fn, "target", target, weight.shape[0])
+    ct, out_dtype = _feature_dtypes(input, weight), output_dtype(input)
+    with no_autocast(input.device):
+        x, w = input.to(ct), weight.to(ct)
+        logits = F.linear(x, w)  # (N, C) = |W_j||x| cos(theta_j)
+        w_t = w.index_select(0, t)  # (N, D)
+        norm = x.norm(dim=1) * w_t.norm(dim=1)  # (N,)
+        dot = logits.gather(1, t.unsqueeze(1)).squeeze(1)  # (N,)
+        # clamp: a zero feature or weight row would give 0/0.
+        cos_t = (dot / norm.clamp_min(1e-12)).clamp(-1.0, 1.0)
+        loss = _margin_ce(logits, t, norm * _sphereface_phi(cos_t, m, lambda_), 1.0)
+        return reduce_loss(loss, reduction, sample_weight).to(out_dtype)

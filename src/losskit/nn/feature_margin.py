@@ -6,13 +6,26 @@ L-Softmax's annealing, the iteration counter) and expose the plain logits for ac
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..functional import margin as M
 from ..functional._reduction import Reduction, check_reduction
-from ..functional._validation import check_nonnegative, check_positive, check_positive_int
+from ..functional._validation import (
+    check_choice,
+    check_floating,
+    check_interval,
+    check_nonnegative,
+    check_positive,
+    check_positive_int,
+    compute_dtype,
+    no_autocast,
+    output_dtype,
+)
+from .margin import _check_embeddings
 
 __all__ = ["L2SoftmaxLoss", "LargeMarginSoftmaxLoss", "SubCenterArcFaceLoss"]
 
@@ -61,17 +74,14 @@ class L2SoftmaxLoss(nn.Module):
 
     def logits(self, input: Tensor) -> Tensor:
         """The classifier's logits on features rescaled to norm ``alpha``, shape ``(N, C)``."""
+        _check_embeddings(type(self).__name__, input, self.weight.shape[1])
         return F.linear(F.normalize(input, dim=1) * self.alpha, self.weight, self.bias)
 
     def forward(self, input: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
-        return M.l2_softmax_loss(
-            input,
-            self.weight,
-            target,
-            alpha=self.alpha,
-            bias=self.bias,
-            sample_weight=weight,
-            reduction=self.reduction,
+        name = type(self).__name__
+        _check_embeddings(name, input, self.weight.shape[1])
+        return M._l2_softmax(
+            name, "weight", input, self.weight, target, self.alpha, self.bias, weight, self.reduction
         )
 
 
@@ -123,9 +133,10 @@ class LargeMarginSoftmaxLoss(nn.Module):
         if not isinstance(anneal, bool):
             raise TypeError(f"{name}: anneal must be a bool; got {type(anneal).__name__}")
         self.anneal = anneal
-        # validated once here by the schedule itself
-        M.sphereface_lambda(0, base=base, gamma=gamma, power=power, lambda_min=lambda_min)
-        self.schedule = {"base": base, "gamma": gamma, "power": power, "lambda_min": lambda_min}
+        self.schedule = {
+            key: check_nonnegative(name, key, value)
+            for key, value in (("base", base), ("gamma", gamma), ("power", power), ("lambda_min", lambda_min))
+        }
         check_reduction(name, reduction)
         self.reduction = reduction
         self.weight = nn.Parameter(nn.init.xavier_uniform_(torch.empty(num_classes, embedding_dim)))
@@ -139,18 +150,16 @@ class LargeMarginSoftmaxLoss(nn.Module):
 
     def logits(self, input: Tensor) -> Tensor:
         """The plain logits :math:`W x`, shape ``(N, C)``."""
+        _check_embeddings(type(self).__name__, input, self.weight.shape[1])
         return F.linear(input, self.weight)
 
     def forward(self, input: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
-        loss = M.large_margin_softmax_loss(
-            input,
-            self.weight,
-            target,
-            margin=self.margin,
-            lambda_=self.current_lambda(),
-            sample_weight=weight,
-            reduction=self.reduction,
-        )
+        name = type(self).__name__
+        _check_embeddings(name, input, self.weight.shape[1])
+        loss = M._large_margin_softmax(
+            name, "weight", input, self.weight, target, self.margin, self.current_lambda(), weight,
+            self.reduction,
+        )  # fmt: skip
         if self.training:
             with torch.no_grad():
                 self.iteration.add_(1)
@@ -198,9 +207,10 @@ class SubCenterArcFaceLoss(nn.Module):
         _check_sizes(name, embedding_dim, num_classes)
         self.subcenters = check_positive_int(name, "subcenters", subcenters)
         self.scale = check_positive(name, "scale", scale)
-        # hyperparameters checked by the function itself, once, on a 1-sample batch
-        M.arcface_target_logit(torch.zeros(1), margin=margin, fallback=fallback, gradient=gradient)
-        self.margin, self.fallback, self.gradient = float(margin), fallback, gradient
+        self.margin = check_interval(name, "margin", margin, 0.0, math.pi)
+        check_choice(name, "fallback", fallback, ("linear", "easy", "none"))
+        check_choice(name, "gradient", gradient, ("exact", "straight_through"))
+        self.fallback, self.gradient = fallback, gradient
         check_reduction(name, reduction)
         self.reduction = reduction
         centers = torch.empty(num_classes * subcenters, embedding_dim)
@@ -208,22 +218,26 @@ class SubCenterArcFaceLoss(nn.Module):
         self.centers = nn.Parameter(centers.view(num_classes, subcenters, embedding_dim))
 
     def cosine(self, input: Tensor) -> Tensor:
-        """Cosines to every sub-centre, shape ``(N, C * K)``, class-major."""
-        return F.linear(F.normalize(input, dim=1), F.normalize(self.centers.flatten(0, 1), dim=1))
+        """Cosines to every sub-centre, shape ``(N, C * K)``, class-major, in float32 or wider.
+
+        ArcFaceLoss's dtype rule: computed in the promoted dtype of ``input`` and the centres (float32
+        for float16/bfloat16), autocast off, so float32 master weights serve any input dtype.
+        """
+        _check_embeddings(type(self).__name__, input, self.centers.shape[2])
+        ct = compute_dtype(torch.promote_types(input.dtype, self.centers.dtype))
+        with no_autocast(input.device):
+            x = F.normalize(input.to(ct), dim=1)
+            return F.linear(x, F.normalize(self.centers.flatten(0, 1).to(ct), dim=1))
 
     def logits(self, input: Tensor) -> Tensor:
         """Scaled cosine to each class's closest sub-centre, without margin, shape ``(N, C)``."""
         return self.scale * self.cosine(input).unflatten(1, (-1, self.subcenters)).amax(dim=2)
 
     def forward(self, input: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
-        return M.subcenter_arcface_loss(
-            self.cosine(input),
-            target,
-            subcenters=self.subcenters,
-            scale=self.scale,
-            margin=self.margin,
-            fallback=self.fallback,
-            gradient=self.gradient,
-            weight=weight,
-            reduction=self.reduction,
-        )
+        name = type(self).__name__
+        check_floating(name, "input", input)
+        loss = M._subcenter_arcface(
+            name, self.cosine(input), target, self.subcenters, self.scale, self.margin, self.fallback,
+            self.gradient, weight, self.reduction,
+        )  # fmt: skip
+        return loss.to(output_dtype(input))

@@ -10,8 +10,8 @@ calling the matching cosine-logit function (``arcface_loss``, ``cosface_loss``, 
 
 With ``process_group`` set, the classes are sharded over the group's ranks: rank ``r`` holds the
 classes ``torch.tensor_split(torch.arange(num_classes), world_size)[r]`` (a contiguous block, see
-:func:`losskit.distributed.class_shard`) and the loss is
-:func:`losskit.distributed.class_parallel_margin_loss`. Labels are always global class ids.
+:func:`losskit.distributed.class_shard`) and the same function runs class-parallel on them. Labels
+are always global class ids.
 
 Mixed precision: the centres stay in their own dtype (float32 master weights under autocast);
 cosines and the loss are computed in float32 when either side is float16/bfloat16.
@@ -27,17 +27,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .. import _comm
+from .._kernels.streaming import KEEP_BUDGET
 from ..functional import margin as M
 from ..functional._reduction import Reduction, check_reduction
 from ..functional._validation import (
     check_choice,
+    check_floating,
     check_interval,
     check_nonnegative,
     check_positive,
     check_positive_int,
     compute_dtype,
+    no_autocast,
 )
-from ..functional.fused import TargetLogit, margin_softmax_loss
+from ..functional.fused import TargetLogit, _check_budget, _margin_softmax
 
 __all__ = [
     "AMSoftmaxLoss",
@@ -49,22 +53,12 @@ __all__ = [
 ]
 
 
-def _shard(num_classes: int, process_group: Any) -> tuple[int, int]:
-    """(first class id, number of classes) this process holds."""
-    if process_group is None:
-        return 0, num_classes
-    import torch.distributed as dist
-
-    rank, world = dist.get_rank(process_group), dist.get_world_size(process_group)
-    block = torch.tensor_split(torch.arange(num_classes), world)[rank]
-    return (int(block[0]) if len(block) else num_classes), len(block)
-
-
 def _setup(
     module: nn.Module,
     embedding_dim: int,
     num_classes: int,
     chunk_size: int | None,
+    keep_budget: int,
     process_group: Any,
     sample_rate: float,
     reduction: Reduction,
@@ -75,15 +69,27 @@ def _setup(
     check_positive_int(name, "num_classes", num_classes)
     if chunk_size is not None:
         check_positive_int(name, "chunk_size", chunk_size)
+    _check_budget(name, keep_budget)
     check_interval(name, "sample_rate", sample_rate, 0.0, 1.0, low_open=True)
     check_reduction(name, reduction)
     module.embedding_dim, module.num_classes = embedding_dim, num_classes
-    module.chunk_size, module.process_group = chunk_size, process_group
-    module.sample_rate, module.reduction = sample_rate, reduction
-    module.class_offset, local = _shard(num_classes, process_group)
+    module.chunk_size, module.keep_budget = chunk_size, keep_budget
+    module.process_group, module.sample_rate, module.reduction = process_group, sample_rate, reduction
+    rank, world_size = _comm.world(process_group)
+    start, stop = _comm.class_block(num_classes, world_size, rank)
+    module.class_offset, local = start, stop - start
     # Xavier-uniform bound of the full (C, D) matrix, drawn for this rank's block only
     bound = math.sqrt(6.0 / (num_classes + embedding_dim))
     module.centers = nn.Parameter(torch.empty(local, embedding_dim).uniform_(-bound, bound))
+
+
+def _check_embeddings(name: str, input: object, embedding_dim: int) -> None:
+    """Raise unless ``input`` is ``(N, embedding_dim)``: the Module's message, not the function's."""
+    if isinstance(input, Tensor) and (input.dim() != 2 or input.shape[1] != embedding_dim):
+        raise ValueError(
+            f"{name}: expected input of shape (N, {embedding_dim}) (its last dimension must be "
+            f"embedding_dim={embedding_dim}), got {tuple(input.shape)}"
+        )
 
 
 def _loss(
@@ -94,45 +100,31 @@ def _loss(
     scale: float | Tensor,
     weight: Tensor | None,
 ) -> Tensor:
-    if module.process_group is None:
-        return margin_softmax_loss(
-            input,
-            module.centers,
-            target,
-            target_logit=target_logit,
-            scale=scale,
-            chunk_size=module.chunk_size,
-            sample_rate=module.sample_rate,
-            weight=weight,
-            reduction=module.reduction,
-        )
-    from ..distributed import class_parallel_margin_loss  # lazy: torch.distributed only when used
-
-    return class_parallel_margin_loss(
-        input,
-        module.centers,
-        target,
-        target_logit=target_logit,
-        scale=scale,
-        process_group=module.process_group,
-        num_classes=module.num_classes,
-        chunk_size=module.chunk_size,
-        sample_rate=module.sample_rate,
-        weight=weight,
+    """The Module's loss: :func:`losskit.functional.margin_softmax_loss` on its centres (sharded over
+    its process group if it has one), with errors naming the Module."""
+    name = type(module).__name__
+    _check_embeddings(name, input, module.embedding_dim)
+    return _margin_softmax(
+        name, input, module.centers, target, target_logit=target_logit, scale=scale,
+        chunk_size=module.chunk_size, keep_budget=module.keep_budget, process_group=module.process_group,
+        num_classes=module.num_classes, sample_rate=module.sample_rate, weight=weight,
         reduction=module.reduction,
-    )
+    )  # fmt: skip
 
 
 def _cosine(module: nn.Module, input: Tensor) -> Tensor:
     """Cosines between the embeddings and this process's centres, ``(N, C_local)``, in float32 or wider."""
+    _check_embeddings(type(module).__name__, input, module.embedding_dim)
     ct = compute_dtype(torch.promote_types(input.dtype, module.centers.dtype))
-    with torch.autocast(device_type=input.device.type, enabled=False):
+    with no_autocast(input.device):
         return F.normalize(input.to(ct), dim=1) @ F.normalize(module.centers.to(ct), dim=1).T
 
 
 _COMMON_ARGS = """
         chunk_size: classes per chunk of the fused loss; ``None`` picks it from a memory budget (see
             :func:`losskit.functional.margin_softmax_loss`). Default: ``None``.
+        keep_budget: bytes of logit chunks kept from forward for backward (``0``: recompute all).
+            Default: ``48 * 2**20``.
         process_group: ``None`` (one process) or a ``torch.distributed`` group to shard the classes
             over (rank ``r`` holds block ``r`` of ``torch.tensor_split(arange(C), world_size)``).
             Default: ``None``.
@@ -183,6 +175,7 @@ class ArcFaceLoss(nn.Module):
         fallback: M.Fallback = "linear",
         gradient: M.Gradient = "exact",
         chunk_size: int | None = None,
+        keep_budget: int = KEEP_BUDGET,
         process_group: Any = None,
         sample_rate: float = 1.0,
         reduction: Reduction = "mean",
@@ -194,7 +187,9 @@ class ArcFaceLoss(nn.Module):
         check_choice(name, "fallback", fallback, ("linear", "easy", "none"))
         check_choice(name, "gradient", gradient, ("exact", "straight_through"))
         self.fallback, self.gradient = fallback, gradient
-        _setup(self, embedding_dim, num_classes, chunk_size, process_group, sample_rate, reduction)
+        _setup(
+            self, embedding_dim, num_classes, chunk_size, keep_budget, process_group, sample_rate, reduction
+        )
 
     def logits(self, input: Tensor) -> Tensor:
         """Scaled cosine logits ``scale * cos`` (no margin), ``(N, C_local)``, for accuracy metrics."""
@@ -233,6 +228,7 @@ class CosFaceLoss(nn.Module):
         scale: float = 64.0,
         margin: float = 0.35,
         chunk_size: int | None = None,
+        keep_budget: int = KEEP_BUDGET,
         process_group: Any = None,
         sample_rate: float = 1.0,
         reduction: Reduction = "mean",
@@ -241,7 +237,9 @@ class CosFaceLoss(nn.Module):
         name = type(self).__name__
         self.scale = check_positive(name, "scale", scale)
         self.margin = check_nonnegative(name, "margin", margin)
-        _setup(self, embedding_dim, num_classes, chunk_size, process_group, sample_rate, reduction)
+        _setup(
+            self, embedding_dim, num_classes, chunk_size, keep_budget, process_group, sample_rate, reduction
+        )
 
     def logits(self, input: Tensor) -> Tensor:
         """Scaled cosine logits ``scale * cos`` (no margin), ``(N, C_local)``, for accuracy metrics."""
@@ -277,6 +275,7 @@ class AMSoftmaxLoss(nn.Module):
         scale: float = 30.0,
         margin: float = 0.35,
         chunk_size: int | None = None,
+        keep_budget: int = KEEP_BUDGET,
         process_group: Any = None,
         sample_rate: float = 1.0,
         reduction: Reduction = "mean",
@@ -285,7 +284,9 @@ class AMSoftmaxLoss(nn.Module):
         name = type(self).__name__
         self.scale = check_positive(name, "scale", scale)
         self.margin = check_nonnegative(name, "margin", margin)
-        _setup(self, embedding_dim, num_classes, chunk_size, process_group, sample_rate, reduction)
+        _setup(
+            self, embedding_dim, num_classes, chunk_size, keep_budget, process_group, sample_rate, reduction
+        )
 
     def logits(self, input: Tensor) -> Tensor:
         """Scaled cosine logits ``scale * cos`` (no margin), ``(N, C_local)``, for accuracy metrics."""
@@ -306,7 +307,10 @@ class CombinedMarginLoss(nn.Module):
         scale: :math:`s > 0`. Default: ``64.0`` (Deng et al.).
         m1: multiplicative angular margin, ``> 0``. Default: ``1.0``.
         m2: additive angular margin in radians, ``>= 0``. Default: ``0.0``.
-        m3: additive cosine margin, ``>= 0``. Default: ``0.0``.{_COMMON_ARGS}
+        m3: additive cosine margin, ``>= 0``. Default: ``0.0``.
+        fallback: ``'none'`` | ``'linear'`` | ``'easy'`` (ArcFace's, ``m1 = 1`` only). Default: ``'none'``.
+        gradient: ``'exact'`` | ``'straight_through'`` (insightface's current ``CombinedMarginLoss``).
+            Default: ``'exact'``.{_COMMON_ARGS}
 {_COMMON_SHAPE}
 
     Example:
@@ -324,7 +328,10 @@ class CombinedMarginLoss(nn.Module):
         m1: float = 1.0,
         m2: float = 0.0,
         m3: float = 0.0,
+        fallback: M.Fallback = "none",
+        gradient: M.Gradient = "exact",
         chunk_size: int | None = None,
+        keep_budget: int = KEEP_BUDGET,
         process_group: Any = None,
         sample_rate: float = 1.0,
         reduction: Reduction = "mean",
@@ -332,17 +339,25 @@ class CombinedMarginLoss(nn.Module):
         super().__init__()
         name = type(self).__name__
         self.scale = check_positive(name, "scale", scale)
-        self.m1 = check_positive(name, "m1", m1)
-        self.m2 = check_nonnegative(name, "m2", m2)
-        self.m3 = check_nonnegative(name, "m3", m3)
-        _setup(self, embedding_dim, num_classes, chunk_size, process_group, sample_rate, reduction)
+        self.m1, self.m2, self.m3 = M._check_combined(name, m1, m2, m3, fallback, gradient)
+        self.fallback, self.gradient = fallback, gradient
+        _setup(
+            self, embedding_dim, num_classes, chunk_size, keep_budget, process_group, sample_rate, reduction
+        )
 
     def logits(self, input: Tensor) -> Tensor:
         """Scaled cosine logits ``scale * cos`` (no margin), ``(N, C_local)``, for accuracy metrics."""
         return self.scale * _cosine(self, input)
 
     def forward(self, input: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
-        phi = functools.partial(M.combined_margin_target_logit, m1=self.m1, m2=self.m2, m3=self.m3)
+        phi = functools.partial(
+            M.combined_margin_target_logit,
+            m1=self.m1,
+            m2=self.m2,
+            m3=self.m3,
+            fallback=self.fallback,
+            gradient=self.gradient,
+        )
         return _loss(self, input, target, phi, self.scale, weight)
 
 
@@ -352,9 +367,9 @@ class SphereFaceLoss(nn.Module):
 
     The feature norms ``|x_i|`` are the per-row scale (A-Softmax normalises only the class weights).
     ``lambda = sphereface_lambda(iteration, base, gamma, power, lambda_min)``; in training mode each
-    forward first advances ``iteration`` by one (so the first step uses ``iteration = 1``,
-    ``lambda = 892.857`` with the defaults, as the authors' layer does); in eval mode ``iteration`` is
-    left as is.
+    forward uses ``iteration + 1`` and advances ``iteration`` by one once its loss is computed (so the
+    first step uses ``iteration = 1``, ``lambda = 892.857`` with the defaults, as the authors' layer
+    does, and a call that raises leaves the counter alone); in eval mode ``iteration`` is left as is.
 
     Args:
         embedding_dim: embedding size :math:`D`.
@@ -386,6 +401,7 @@ class SphereFaceLoss(nn.Module):
         power: float = 1.0,
         lambda_min: float = 5.0,
         chunk_size: int | None = None,
+        keep_budget: int = KEEP_BUDGET,
         process_group: Any = None,
         sample_rate: float = 1.0,
         reduction: Reduction = "mean",
@@ -397,7 +413,9 @@ class SphereFaceLoss(nn.Module):
         self.gamma = check_nonnegative(name, "gamma", gamma)
         self.power = check_nonnegative(name, "power", power)
         self.lambda_min = check_nonnegative(name, "lambda_min", lambda_min)
-        _setup(self, embedding_dim, num_classes, chunk_size, process_group, sample_rate, reduction)
+        _setup(
+            self, embedding_dim, num_classes, chunk_size, keep_budget, process_group, sample_rate, reduction
+        )
         self.register_buffer("iteration", torch.zeros((), dtype=torch.int64))
 
     def current_lambda(self) -> Tensor:
@@ -414,13 +432,22 @@ class SphereFaceLoss(nn.Module):
         return torch.linalg.vector_norm(input, dim=1, dtype=cos.dtype)[:, None] * cos
 
     def forward(self, input: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
+        name = type(self).__name__
+        check_floating(name, "input", input)
+        _check_embeddings(name, input, self.embedding_dim)
+        # training: this step uses the next iteration's lambda; the counter moves once the loss is made
+        step = self.iteration + 1 if self.training else self.iteration
+        lam = M.sphereface_lambda(
+            step, base=self.base, gamma=self.gamma, power=self.power, lambda_min=self.lambda_min
+        )
+        phi = functools.partial(M.sphereface_target_logit, margin=self.margin, lambda_=lam)
+        ct = compute_dtype(torch.promote_types(input.dtype, self.centers.dtype))
+        norms = torch.linalg.vector_norm(input, dim=1, dtype=ct)  # (N,) the kept feature norms
+        loss = _loss(self, input, target, phi, norms, weight)
         if self.training:
             with torch.no_grad():
                 self.iteration.add_(1)
-        phi = functools.partial(M.sphereface_target_logit, margin=self.margin, lambda_=self.current_lambda())
-        ct = compute_dtype(torch.promote_types(input.dtype, self.centers.dtype))
-        norms = torch.linalg.vector_norm(input, dim=1, dtype=ct)  # (N,) the kept feature norms
-        return _loss(self, input, target, phi, norms, weight)
+        return loss
 
 
 class NormFaceLoss(nn.Module):
@@ -446,13 +473,16 @@ class NormFaceLoss(nn.Module):
         *,
         scale: float,
         chunk_size: int | None = None,
+        keep_budget: int = KEEP_BUDGET,
         process_group: Any = None,
         sample_rate: float = 1.0,
         reduction: Reduction = "mean",
     ) -> None:
         super().__init__()
         self.scale = check_positive(type(self).__name__, "scale", scale)
-        _setup(self, embedding_dim, num_classes, chunk_size, process_group, sample_rate, reduction)
+        _setup(
+            self, embedding_dim, num_classes, chunk_size, keep_budget, process_group, sample_rate, reduction
+        )
 
     def logits(self, input: Tensor) -> Tensor:
         """Scaled cosine logits ``scale * cos``, ``(N, C_local)``, for accuracy metrics."""
