@@ -425,3 +425,32 @@ def test_autocast_sum_of_20000_low_precision_rows_is_float32_and_finite(name, lo
         assert torch.isinf(outside) == (exact > torch.finfo(torch.float16).max)
     else:
         torch.testing.assert_close(outside.double(), exact, rtol=2**-8, atol=0)
+
+
+# --------------------------------------------------------------------------------------------------
+# forward-mode AD (the definition runs there; the fast path is reverse mode only)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_forward_ad_equals_reverse_mode_directional_derivative():
+    g = torch.Generator().manual_seed(6)
+    x, y, v = (torch.randn(5, 4, generator=g, dtype=torch.float64) for _ in range(3))
+    w, cw = (
+        torch.rand(5, 4, generator=g, dtype=torch.float64),
+        torch.rand(4, generator=g, dtype=torch.float64),
+    )
+    t = torch.tensor([0, -100, 3, 1, 2])
+    losses = {
+        "l1_loss": lambda a: LF.l1_loss(a, y),
+        "l1_loss_weighted": lambda a: LF.l1_loss(a, y, weight=w),
+        "mse_loss_weighted": lambda a: LF.mse_loss(a, y, weight=w),
+        "smooth_l1_loss": lambda a: LF.smooth_l1_loss(a, y, beta=0.5),
+        "huber_loss_weighted": lambda a: LF.huber_loss(a, y, delta=0.5, weight=w),
+        "bce": lambda a: LF.binary_cross_entropy_with_logits(a, y.sigmoid(), w, pos_weight=cw),
+        "cross_entropy": lambda a: LF.cross_entropy(a, t, cw, label_smoothing=0.1),
+        "cross_entropy_probabilities": lambda a: LF.cross_entropy(a, y.softmax(1), cw, label_smoothing=0.1),
+    }
+    for label, f in losses.items():
+        _, forward = torch.func.jvp(f, (x,), (v,))
+        reverse = (torch.func.grad(f)(x) * v).sum()
+        torch.testing.assert_close(forward, reverse, rtol=1e-12, atol=1e-14, msg=label)
