@@ -1,8 +1,9 @@
-"""Triplet loss with online mining, forward + backward: losskit against pytorch-metric-learning and the
-naive composition of the papers' formulas.
+"""Triplet losses, forward + backward: losskit against pytorch-metric-learning, torch and the naive
+composition of the papers' formulas.
 
-Sizes follow the re-identification setting of Hermans et al.: a P x K batch (128 identities x 4 images)
-of 512 L2-normalised 128-d embeddings. ``quick`` uses 128 x 64.
+Mined triplets: sizes follow the re-identification setting of Hermans et al., a P x K batch (128
+identities x 4 images) of 512 L2-normalised 128-d embeddings (``quick``: 128 x 64). Explicit triplets:
+``triplet_margin_loss`` (torch's name and definition) against torch on 65536 triplets of 128-d rows.
 """
 
 from __future__ import annotations
@@ -85,12 +86,32 @@ def _pml(miner_factory) -> object:
     return run
 
 
+def _setup_triplets(n: int, d: int) -> dict:
+    gen = torch.Generator().manual_seed(0)
+    return {k: torch.randn(n, d, generator=gen).requires_grad_(True) for k in ("a", "p", "n")}
+
+
 def benchmarks(quick: bool) -> list[Bench]:
+    n = 4096 if quick else 65536
+    explicit = Bench(
+        name="triplet_margin_loss",
+        family="metric",
+        size=f"{n} x 128",
+        setup=lambda: _setup_triplets(n, 128),
+        candidates={
+            "losskit": lambda i: LF.triplet_margin_loss(i["a"], i["p"], i["n"]),
+            "torch": lambda i: F.triplet_margin_loss(i["a"], i["p"], i["n"]),
+        },
+        baseline="torch",
+        bytes_moved=6 * n * 128 * 4,
+        notes="torch's name, signature and definition (pairwise_distance with eps, margin 1).",
+    )
     b, d = (128, 64) if quick else (512, 128)
     size = f"{b} x {d}"
     gram_flops = 2.0 * b * b * d  # the one (B, D) x (D, B) product
     io = 2 * b * d * 4  # read the embeddings, write their gradient (float32)
     return [
+        explicit,
         Bench(
             name="batch_triplet_loss[batch_hard]",
             family="metric",

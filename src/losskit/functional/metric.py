@@ -684,9 +684,8 @@ def _batch_triplet(
             num_valid, num_active = count, count
         else:
             fr = frame(x, y)
-            reps = representatives(labels, ref_labels_)
             loss, num_valid, num_active = _mined(
-                x, y, labels, ref_labels_, offset, fr, reps, mining, distance, soft_margin, alpha
+                x, y, labels, ref_labels_, offset, fr, mining, distance, soft_margin, alpha
             )
             loss = nan_guard(loss, fr)
         out = reduce_loss(loss, reduction, weight, divisor=num_valid).to(out_dtype)
@@ -703,7 +702,6 @@ def _mined(
     ref_labels: Tensor,
     offset: int | None,
     fr: Frame,
-    reps: tuple[Tensor, Tensor],
     mining: str,
     distance: str,
     soft_margin: bool,
@@ -713,7 +711,7 @@ def _mined(
     if mining == "batch_hard":
         with torch.no_grad():
             positive_idx, negative_idx, valid = hardest(
-                x.detach(), y.detach(), labels, ref_labels, offset, fr, reps
+                x.detach(), y.detach(), labels, ref_labels, offset, fr
             )
         # the two chosen distances, exactly from the differences; index_select, not y[idx]: its
         # backward is index_add_, much cheaper than index_put_ on CPU
@@ -725,7 +723,8 @@ def _mined(
         return loss, valid.sum(), (valid & (arg > 0)).sum()
     positive, negative = label_masks(labels, ref_labels, offset)
     same = labels.unsqueeze(1) == ref_labels.unsqueeze(0)  # (B, R)
-    d = pairwise_distances(x, y, distance, fr, same, reps)  # (B, R), with gradient
+    reps = representatives(labels, ref_labels)
+    d = pairwise_distances(x, y, distance, fr, same, reps)  # (B, R), with gradient; positives: class frame
     if mining == "semi_hard":
         negative_idx, valid = semi_hard(d.detach(), positive, negative)
         arg = d - d.gather(1, negative_idx) + alpha  # (B, R): anchor a, positive p
@@ -823,14 +822,15 @@ def batch_triplet_loss(
 
     Note:
         Memory is ``O(B R)``: no ``(B, R, R)`` tensor is ever built. ``'batch_hard'`` mines on
-        detached Gram scores and recomputes the two chosen distances per anchor from the differences,
-        so its values and gradients are exact and its backward pass is ``O(B D)``. ``'semi_hard'`` and
-        ``'batch_all'`` take their distances from Gram matrices in the frames of
-        :mod:`losskit.functional.mining` (centred and scaled; same-label pairs in their class's frame),
-        accurate to a few float32 roundings of the distance unless a pair is far closer than the
-        spread of its frame. ``'batch_all'`` sorts each anchor's negatives once: with :math:`k`
-        negatives closer than :math:`t = d(a,p) + \alpha` and :math:`S_k` the sum of their distances,
-        the anchor-positive pair costs :math:`k t - S_k`, exactly the sum of its hinges. Euclidean
+        detached Gram scores (in the batch's frame) and recomputes the two chosen distances per anchor
+        from the differences, so its values and gradients are exact and its backward pass is
+        ``O(B D)``. ``'semi_hard'`` and ``'batch_all'`` take their distances from Gram matrices in the
+        frames of :mod:`losskit.functional.mining` (centred and scaled; same-label pairs in their
+        class's frame), accurate to a few float32 roundings of the distance unless a pair is far
+        closer than the spread of its frame. ``'batch_all'`` sorts each anchor's negatives once:
+        with :math:`k` negatives closer than :math:`t = d(a,p) + \alpha` and :math:`S_k` the sum of
+        their distances, the anchor-positive pair costs :math:`k t - S_k`, exactly the sum of its
+        hinges. Euclidean
         distances are taken in a frame scaled by a power of two, so values and first and second
         derivatives stay finite for embeddings of any size the dtype holds; the distance's gradient
         at 0 is taken as 0 (finite for identical embeddings). A batch with no valid triplet gives 0

@@ -20,8 +20,8 @@ lose every digit. So the products are taken in a *frame*: the rows minus their (
 by a (detached) power of two near their largest coordinate, which makes the error relative to the spread
 of the batch and keeps tiny or huge embeddings (1e-20, 1e20) inside the floating-point range. Pairs of
 the same label (positives, the close pairs by design) are taken in a second frame centred on one member
-of their class, so their error is relative to the spread of the class. A triplet loss that needs exact
-distances of a few selected pairs (batch-hard) computes them from the differences. Distances are
+of their class, so their error is relative to the spread of the class (batch-hard mining ranks in the
+batch's frame alone, then computes the few selected distances exactly from the differences). Distances are
 translation invariant, so neither frame changes any value or gradient beyond rounding.
 
 Memory is ``O(B R)``: nothing of size ``B R^2`` is ever built. Mining runs under ``torch.no_grad`` in
@@ -371,28 +371,28 @@ def hardest(
     ref_labels: Tensor,
     anchor_offset: int | None,
     fr: Frame,
-    reps: tuple[Tensor, Tensor],
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Unchecked core of :func:`batch_hard_triplets` on detached anchors ``x`` and candidates ``y``."""
+    """Unchecked core of :func:`batch_hard_triplets` on detached anchors ``x`` and candidates ``y``.
+
+    Ranks in the batch's frame only (one matrix product): the loss recomputes the two chosen distances
+    from the differences, so a class frame for the positives would only settle near-ties (within the
+    frame's rounding), at the price of a second product.
+    """
     b, r = x.shape[0], y.shape[0]
     if r == 0:  # static shape: no candidates, nothing to mine
         zero = x.new_zeros(b, dtype=torch.long)
         return zero, zero, x.new_zeros(b, dtype=torch.bool)
     inv = 1.0 / fr.scale
-    # ||v_j||^2 - 2 u_i.v_j ranks the candidates of row i as ||u_i - v_j||^2 does: one fused addmm each.
-    # Negatives in the batch's frame, positives in their class's frame (see the module notes).
     u, v = (x - fr.centre) * inv, (y - fr.centre) * inv
+    # ||v_j||^2 - 2 u_i.v_j ranks the candidates of row i as ||u_i - v_j||^2 does: one fused addmm.
     score = torch.addmm(v.pow(2).sum(1).unsqueeze(0), u, v.transpose(0, 1), alpha=-2.0)  # (B, R)
-    rx, ry = reps
-    up, vp = (x - y.index_select(0, rx)) * inv, (y - y.index_select(0, ry)) * inv
-    positive_score = torch.addmm(vp.pow(2).sum(1).unsqueeze(0), up, vp.transpose(0, 1), alpha=-2.0)
     same = labels.unsqueeze(1) == ref_labels.unsqueeze(0)  # (B, R)
     same = same.view(torch.uint8).to(score.dtype)  # 0/1; via uint8: CPU's bool->float copy is slow
     # masks as arithmetic with a finite penalty: on CPU it is several times faster than where/masked_fill
     # with a bool mask, and unlike +-inf it cannot make 0 * inf = NaN.
     big = torch.finfo(score.dtype).max
-    # pscore - big * (1 - same): other labels pushed to about -big; built in place
-    positive_score.add_((same - 1.0).mul_(big))
+    # score - big * (1 - same): other labels pushed to about -big; built in place, 3 (B, R) buffers at most
+    positive_score = (same - 1.0).mul_(big).add_(score)
     if anchor_offset is not None:
         rows = torch.arange(b, device=x.device)
         positive_score[rows, rows + anchor_offset] = float("-inf")  # an anchor is not its own positive
@@ -433,9 +433,9 @@ def batch_hard_triplets(
         TypeError: if ``embeddings`` is not floating point or a label tensor is not integer.
 
     Note:
-        The choice is made on squared Euclidean distances, which ranks candidates exactly as the
-        Euclidean distance does: negatives in the batch's frame, positives in their class's frame (see
-        the module notes). Ties go to the lowest index.
+        The choice is made on squared Euclidean distances in the batch's frame (see the module notes),
+        which ranks candidates as the Euclidean distance does up to that frame's rounding. Ties go to
+        the lowest index.
 
     Example:
         >>> x = torch.tensor([[0.0], [1.0], [3.0], [0.6], [4.0]])
@@ -450,8 +450,7 @@ def batch_hard_triplets(
         "batch_hard_triplets", embeddings, labels, ref_embeddings, ref_labels, anchor_offset
     )
     with torch.no_grad(), no_autocast(x.device):
-        reps = representatives(labels, ref_labels_) if y.shape[0] else (labels, ref_labels_)
-        return hardest(x, y, labels, ref_labels_, offset, frame(x, y), reps)
+        return hardest(x, y, labels, ref_labels_, offset, frame(x, y))
 
 
 def semi_hard(d: Tensor, positive: Tensor, negative: Tensor) -> tuple[Tensor, Tensor]:
