@@ -16,13 +16,16 @@ Labels are identities, any integer dtype, any values (they are compared, never u
 Distances. All pairwise distances come from matrix products (the Gram expansion
 :math:`\lVert u\rVert^2 + \lVert v\rVert^2 - 2 u^\top v`), whose absolute error is about
 :math:`\epsilon \lVert u\rVert^2`: on raw embeddings, rows far from the origin and close to each other
-lose every digit. So the products are taken in a *frame*: the rows minus their (detached) mean, divided
-by a (detached) power of two near their largest coordinate, which makes the error relative to the spread
-of the batch and keeps tiny or huge embeddings (1e-20, 1e20) inside the floating-point range. Pairs of
-the same label (positives, the close pairs by design) are taken in a second frame centred on one member
-of their class, so their error is relative to the spread of the class (batch-hard mining ranks in the
-batch's frame alone, then computes the few selected distances exactly from the differences). Distances are
-translation invariant, so neither frame changes any value or gradient beyond rounding.
+lose every digit. So the products are taken in a *frame*: the rows minus their (detached) mean row,
+which makes the error relative to the spread of the batch instead of its distance from the origin.
+For Euclidean distances the centred rows are also divided by a (detached) power of two near their
+largest coordinate (exact, and undone on the result), so that the squares neither underflow nor
+overflow: values and first and second derivatives stay finite for embeddings of 1e-20 in float32 or
+1e-160 in float64. Pairs of the same label (positives, the close pairs by design) are taken in a
+second frame centred on one member of their class, so their error is relative to the spread of the
+class. Batch-hard mining ranks in the batch's frame alone, then computes the few selected distances
+exactly from the differences. Distances are translation invariant, so no frame changes any value or
+gradient beyond rounding.
 
 Memory is ``O(B R)``: nothing of size ``B R^2`` is ever built. Mining runs under ``torch.no_grad`` in
 float32 for float16/bfloat16 inputs and never synchronises with the device.
