@@ -42,9 +42,21 @@ class Case:
     num_classes: int | None = None
     # torch.func.vmap over a batch of calls; False only where vmap has no meaning (say why in the case)
     vmap: bool = True
+    # a short label that tells cases of the same loss apart in test ids ("weighted", "log", ...)
+    variant: str = ""
 
 
-_FAMILIES = ("regression", "classification", "focal", "ghm", "boxes", "margin", "metric", "contrastive", "scale")
+_FAMILIES = (
+    "regression",
+    "classification",
+    "focal",
+    "ghm",
+    "boxes",
+    "margin",
+    "metric",
+    "contrastive",
+    "scale",
+)
 
 
 def all_cases() -> list[Case]:

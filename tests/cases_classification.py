@@ -73,10 +73,6 @@ CASES = [
         lambda r: LN.CrossEntropyLoss(label_smoothing=0.1, reduction=r),
         labels="target",
         num_classes=5,
-        # test_func_vmap_equals_loop takes torch.func.grad of every entry of the inputs, the integer
-        # target included, which torch.func refuses; vmap with the labels batched is tested in
-        # tests/test_classification.py (test_cross_entropy_vmap_over_class_indices).
-        vmap=False,
     ),
     Case(
         "cross_entropy",
@@ -88,7 +84,6 @@ CASES = [
         batch_split=False,  # weight is (C,), not per sample
         labels="target",
         num_classes=5,
-        vmap=False,  # as above: the integer target
     ),
     Case(
         "cross_entropy",

@@ -12,7 +12,11 @@ from cases import Case, all_cases
 from conftest import DEVICES, DTYPES, tol
 
 CASES = all_cases()
-IDS = [c.name for c in CASES]
+def case_id(case: Case) -> str:
+    return case.name + (f"-{case.variant}" if case.variant else "")
+
+
+IDS = [case_id(c) for c in CASES]
 
 
 def _make(case: Case, n: int, dtype: torch.dtype, seed: int = 0) -> dict:
@@ -49,7 +53,7 @@ def test_every_public_loss_has_a_contract_case():
 
 
 DTYPE_CASES = [
-    pytest.param(c, d, id=f"{c.name}-{str(d).removeprefix('torch.')}")
+    pytest.param(c, d, id=f"{case_id(c)}-{str(d).removeprefix('torch.')}")
     for c in CASES
     for d in DTYPES
     if c.low_precision or d in (torch.float32, torch.float64)
@@ -108,7 +112,7 @@ def test_reductions_are_consistent(case: Case):
 
 
 @pytest.mark.parametrize(
-    "case", [c for c in CASES if c.batch_split], ids=[c.name for c in CASES if c.batch_split]
+    "case", [c for c in CASES if c.batch_split], ids=[case_id(c) for c in CASES if c.batch_split]
 )
 def test_batch_split_invariance(case: Case):
     inputs = _make(case, 10, torch.float64)
@@ -128,7 +132,7 @@ def test_unknown_reduction_is_rejected(case: Case):
 MODULE_CASES = [c for c in CASES if c.module is not None]
 
 
-@pytest.mark.parametrize("case", MODULE_CASES, ids=[c.name for c in MODULE_CASES])
+@pytest.mark.parametrize("case", MODULE_CASES, ids=[case_id(c) for c in MODULE_CASES])
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
 def test_module_equals_function(case: Case, reduction: str):
     module = case.module(reduction).double()
@@ -152,7 +156,7 @@ def test_modules_reject_unknown_reduction_at_construction():
 STATEFUL = [c for c in CASES if c.stateful]
 
 
-@pytest.mark.parametrize("case", STATEFUL, ids=[c.name for c in STATEFUL])
+@pytest.mark.parametrize("case", STATEFUL, ids=[case_id(c) for c in STATEFUL])
 def test_state_dict_round_trip(case: Case):
     module = case.module("mean").double().train()
     for seed in range(3):  # let the state move away from its initial value
@@ -219,14 +223,16 @@ def test_func_jacrev_equals_loop(case: Case):
 VMAP_CASES = [c for c in CASES if c.vmap]
 
 
-@pytest.mark.parametrize("case", VMAP_CASES, ids=[c.name for c in VMAP_CASES])
+@pytest.mark.parametrize("case", VMAP_CASES, ids=[case_id(c) for c in VMAP_CASES])
 def test_func_vmap_equals_loop(case: Case):
     calls = [{k: v.detach() for k, v in _make(case, 5, torch.float64, seed=s).items()} for s in range(3)]
     stacked = {k: torch.stack([c[k] for c in calls]) for k in calls[0]}
     got = torch.func.vmap(lambda d: case.call(d, "sum"))(stacked)
     want = torch.stack([case.call(c, "sum") for c in calls])
     torch.testing.assert_close(got, want)
-    grads = torch.func.vmap(torch.func.grad(lambda d: case.call(d, "sum")))(stacked)
+    diff = {k: v for k, v in stacked.items() if k in case.grad_keys}  # labels are not differentiated
+    rest = {k: v for k, v in stacked.items() if k not in case.grad_keys}
+    grads = torch.func.vmap(torch.func.grad(lambda g, r: case.call({**r, **g}, "sum")))(diff, rest)
     for i, c in enumerate(calls):
         leaves = {k: v.requires_grad_(k in case.grad_keys) for k, v in c.items()}
         for key in case.grad_keys:
@@ -254,7 +260,7 @@ def test_meta_device_forward_and_backward(case: Case):
         assert grad is not None and grad.device.type == "meta" and grad.shape == inputs[key].shape
 
 
-@pytest.mark.parametrize("case", MODULE_CASES, ids=[c.name for c in MODULE_CASES])
+@pytest.mark.parametrize("case", MODULE_CASES, ids=[case_id(c) for c in MODULE_CASES])
 def test_module_on_meta_device(case: Case):
     module = case.module("mean").to("meta")
     inputs = _on(_make(case, 6, torch.float32), case, "meta")
@@ -304,7 +310,7 @@ def test_nan_in_gives_nan_out(case: Case):
 LABEL_CASES = [c for c in CASES if c.labels is not None]
 
 
-@pytest.mark.parametrize("case", LABEL_CASES, ids=[c.name for c in LABEL_CASES])
+@pytest.mark.parametrize("case", LABEL_CASES, ids=[case_id(c) for c in LABEL_CASES])
 @pytest.mark.parametrize("bad", ["negative", "too_large"])
 def test_label_out_of_range_is_a_clear_error(case: Case, bad: str):
     inputs = _make(case, 6, torch.float64)
@@ -314,7 +320,7 @@ def test_label_out_of_range_is_a_clear_error(case: Case, bad: str):
         case.call({**inputs, case.labels: labels}, "mean")
 
 
-@pytest.mark.parametrize("case", LABEL_CASES, ids=[c.name for c in LABEL_CASES])
+@pytest.mark.parametrize("case", LABEL_CASES, ids=[case_id(c) for c in LABEL_CASES])
 @pytest.mark.parametrize("label_dtype", [torch.int32, torch.uint8, torch.int16])
 def test_every_integer_label_dtype_is_accepted(case: Case, label_dtype: torch.dtype):
     inputs = _make(case, 6, torch.float64)
