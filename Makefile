@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp-setup
 TORCH_PIN := torch==2.13.0
 
-.PHONY: setup test lint demo bench bench-env bench-peers browser clean
+.PHONY: setup test lint demo docs bench bench-env bench-peers browser clean
 
 setup: $(STAMP)
 
@@ -20,15 +20,29 @@ $(STAMP): pyproject.toml
 lint: setup
 	$(VENV)/bin/ruff check .
 
-# Debian's Chromium, for the test that opens the atlas report in a real headless browser.
+# Debian's Chromium (needs root and apt), for the tests that open the atlas report and the documentation
+# site in a real headless browser. Where that is not possible: make test SKIP_BROWSER=1 (those tests skip).
 browser:
+ifeq ($(SKIP_BROWSER),1)
+	@echo "SKIP_BROWSER=1: Chromium not installed; the browser tests will be skipped"
+else
 	sh scripts/install_chromium.sh
+endif
 
+# The suite builds the documentation site strictly (tests/test_docs.py: sphinx-build -W -n) and opens it.
 test: setup lint browser
 	$(VENV)/bin/pytest -q -n 2 --dist loadgroup
 
 demo: setup
 	$(PY) -m losskit demo
+
+# The documentation site from the docstrings, strict (a broken reference, a missing docstring or a formula
+# that does not render is an error), with the atlas report of DOCS_ATLAS as a page (made first if missing).
+DOCS_ATLAS ?= atlas-out
+docs: setup
+	@test -f $(DOCS_ATLAS)/claims.json || $(PY) -m losskit atlas --quick --out $(DOCS_ATLAS)
+	$(VENV)/bin/sphinx-build -W --keep-going -n -q -b html -D losskit_atlas=$(abspath $(DOCS_ATLAS)) docs build/docs
+	@echo "Site: build/docs/index.html"
 
 bench: setup
 	$(PY) benchmarks/run.py

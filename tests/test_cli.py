@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -69,7 +70,33 @@ def test_guide_with_flags(tmp_path):
         terminal_width=300,
     )
     assert result.exit_code == 0, result.output
-    assert "huber_loss" in result.output and "#claim-regression-huber-both" in result.output
+    assert "huber_loss" in result.output and "#claim-regression-huber-robust" in result.output
+    assert "not measured here" in result.output  # no report in tmp_path: no evidence to show
+
+
+def test_guide_shows_verdict_and_interval_from_a_report(tmp_path):
+    from losskit.atlas.verdicts import Claim
+
+    claim = Claim.measure(
+        id="regression-huber-robust",
+        statement="Huber is robust to outliers, as L1 is.",
+        source="Huber 1964",
+        losses=("huber_loss",),
+        effect_name="MSE's minus Huber's clean RMSE",
+        unit="%",
+        delta=5.0,
+        effects=[40.0, 42.0, 45.0, 41.0, 39.0],
+    )
+    (tmp_path / "claims.json").write_text(json.dumps({"claims": [claim.to_dict()]}))
+    result = runner.invoke(
+        cli.build_app(),
+        ["guide", "--task", "regression", "--outliers", "--report", str(tmp_path)],
+        terminal_width=400,
+    )
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if "Huber is robust" in line)
+    assert "held" in row and "+41.4" in row and "5 seeds" in row
+    assert "not measured here" in result.output  # l1_loss's claim is not in this report
 
 
 def test_guide_interactive_prompts(tmp_path):
@@ -86,6 +113,13 @@ def test_guide_interactive_prompts(tmp_path):
 def test_guide_rejects_unknown_task(tmp_path):
     result = invoke("guide", "--task", "vision", "--report", str(tmp_path))
     assert result.exit_code == 2 and "--task must be one of" in result.output
+
+
+def test_atlas_help_states_the_full_runtime():
+    result = invoke("atlas", "--help")
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert "--full" in text and "1,715,000" in text and cli.FULL_RUNTIME in text
 
 
 def test_atlas_rejects_unknown_family(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import losskit.functional as LF
-from losskit.experiments import diou_simulation as sim
+from losskit.atlas.experiments import diou_simulation as sim
 
 
 def test_cases_follow_the_papers_setup():
@@ -49,7 +49,7 @@ def test_one_step_is_the_papers_update_with_the_librarys_loss():
     pred = torch.cat([b[:, :2] - b[:, 2:] / 2, b[:, :2] + b[:, 2:] / 2], dim=-1)
     target = torch.cat([targets[:, :2] - targets[:, 2:] / 2, targets[:, :2] + targets[:, 2:] / 2], dim=-1)
     (grad,) = torch.autograd.grad(LF.distance_box_iou_loss(pred, target, reduction="sum"), b)
-    iou = LF.box_iou(pred.detach(), target)
+    iou = 1 - LF.iou_loss(pred.detach(), target, reduction="none")  # aligned IoU of each pair
     stepped = anchors - 0.1 * (2 - iou)[:, None] * grad
     assert result.errors["diou"][0].item() == pytest.approx((anchors - targets).abs().sum().item())
     assert result.errors["diou"][1].item() == pytest.approx((stepped - targets).abs().sum().item(), rel=1e-9)
@@ -77,6 +77,33 @@ def test_small_run_reproduces_the_papers_findings():
     assert list(report["ciou"]) == [10, 40, 100, 160, 200]
     assert report["ciou"][200] == pytest.approx(e["ciou"][200])
     assert all(math.isfinite(x) for v in report.values() for x in v.values())
+
+
+def test_replicates_are_blocks_of_anchor_centres():
+    # 5 centres in 2 blocks (3 + 2 centres): each block's E(t) is the error of its own cases, and the
+    # blocks add up to the total; a run on a block's centres alone gives the same curve
+    result = sim.run_simulation(losses=("giou",), n_anchor_points=5, iterations=5, replicates=2)
+    blocks = result.replicate_errors["giou"]
+    assert blocks.shape == (6, 2)
+    torch.testing.assert_close(blocks.sum(1), result.errors["giou"])
+    first3 = sim.run_simulation(losses=("giou",), n_anchor_points=3, iterations=5)
+    torch.testing.assert_close(blocks[:, 0], first3.errors["giou"], rtol=1e-6, atol=0)
+    with pytest.raises(ValueError, match=r"run_simulation: replicates must be an int in \[1, 5\]"):
+        sim.run_simulation(n_anchor_points=5, replicates=6)
+
+
+def test_module_runs_as_a_script():
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "losskit.atlas.experiments.diou_simulation", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "--gradient" in proc.stdout and "--quick" in proc.stdout
 
 
 def test_plot(tmp_path):

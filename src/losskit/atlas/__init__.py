@@ -1,12 +1,20 @@
 """The atlas: curves of every loss, experiments that test the claims made about them, and a report.
 
-``run_atlas(out, mode="quick")`` runs every step (curves and experiments), each one independent: a
-step whose losses are missing from this build is recorded as "not available" and the rest go on. It
-writes ``out/index.html`` (static, self-contained, images beside it) and ``out/results.json`` (the
-numbers, read back by ``losskit guide``). Everything is seeded; two runs give the same numbers.
+``run_atlas(out, mode="quick")`` runs every step (charts, parameter curves and experiments), each one
+independent: a step whose losses are missing from this build is recorded as "not available" and the
+rest go on. It writes ``out/index.html`` (static, self-contained, images beside it),
+``out/claims.json`` (every claim with its verdict, effect, 95% interval, seeds and rule: what
+``losskit guide`` reads) and ``out/results.json`` (all the numbers). Everything is seeded; two runs
+give the same numbers. Verdicts come from :mod:`losskit.atlas.stats`.
+
+The report is organised by :data:`FAMILY_TABLE`: one entry per family names the catalogue families
+it shows, its family chart and its experiment module. Adding a family is adding one entry there
+(plus, for each new loss, a probe and its own parameters in :data:`losskit.atlas.curves.OWN`).
 
 Needs the ``atlas`` extra (matplotlib, scikit-learn); the command line also uses typer and rich.
 """
+
+# ruff: noqa: E501  (long generated sentences read better unbroken)
 
 from __future__ import annotations
 
@@ -52,6 +60,8 @@ class StepResult:
     headline: str = ""  # one line for the terminal summary
     # function name -> {"use": [...], "avoid": [...]}: sentences generated from the measurements
     advice: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    # function name -> figure roles of this step that belong in that loss's own section
+    per_loss: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
@@ -60,34 +70,117 @@ class StepResult:
         return d
 
 
+@dataclass(frozen=True)
+class Family:
+    """One section of the atlas: its losses, family chart and experiment.
+
+    Attributes:
+        key: the ``--only`` name and the report anchor ``family-<key>``.
+        title: section title.
+        catalog: the :mod:`losskit.catalog` families whose losses the section shows.
+        intro: one paragraph on what the family is for.
+        chart: ``"function"`` of :mod:`losskit.atlas.curves` drawing the family comparison, or None.
+        experiment: module of :mod:`losskit.atlas.experiments` with ``TITLE`` and ``run(out, mode)``,
+            or None.
+    """
+
+    key: str
+    title: str
+    catalog: tuple[str, ...]
+    intro: str
+    chart: str | None
+    experiment: str | None
+
+
+FAMILY_TABLE: tuple[Family, ...] = (
+    Family(
+        "regression",
+        "Regression",
+        ("regression",),
+        "Losses on a real-valued error: how hard they pull on large errors decides how much outliers move the fit.",
+        "regression_curves",
+        "regression",
+    ),
+    Family(
+        "imbalance",
+        "Classification and class imbalance",
+        ("classification", "focal"),
+        "Cross-entropy and the losses that re-weight it (focal, GHM) for the many easy negatives of dense detection.",
+        "classification_curves",
+        "imbalance",
+    ),
+    Family(
+        "boxes",
+        "Box regression",
+        ("boxes",),
+        "IoU-family losses on xyxy boxes: what they do when boxes do not overlap, enclose or differ in shape.",
+        "box_curves",
+        "boxes",
+    ),
+    Family(
+        "faces",
+        "Faces and metric learning",
+        ("margin", "metric"),
+        "Margin softmax on cosine logits and losses on embedding distances: open-set recognition of identities.",
+        "margin_curves",
+        "faces",
+    ),
+)
+FAMILIES = tuple(f.key for f in FAMILY_TABLE)
+
+
+def family_losses(family: Family) -> list:
+    """The catalogue entries a family shows; entries of families no atlas family names go to the last."""
+    from ..catalog import CATALOG
+
+    named = {c for f in FAMILY_TABLE for c in f.catalog}
+    last = family is FAMILY_TABLE[-1]
+    return [i for i in CATALOG if i.family in family.catalog or (last and i.family not in named)]
+
+
 @dataclass
 class Step:
     key: str
     title: str
-    kind: str
+    kind: str  # "chart" | "parameters" | "experiment"
     family: str  # the --only name that selects it
     run: Callable[[Path, str], StepResult]
 
 
 def steps() -> list[Step]:
-    """Every step of the atlas, in report order."""
+    """Every step of the atlas, in report order: per family its chart, its losses' own curves, its experiment."""
+    import importlib
+
     from . import curves
-    from .experiments import boxes, faces, imbalance, regression
 
-    return [
-        Step("curves-regression", "Regression loss curves", "curves", "regression", curves.regression_curves),
-        Step("curves-focal", "Focal loss curves", "curves", "imbalance", curves.focal_curves),
-        Step("curves-ghm", "GHM-C gradient density", "curves", "imbalance", curves.ghm_curves),
-        Step("curves-boxes", "IoU-family loss landscapes", "curves", "boxes", curves.box_curves),
-        Step("curves-margin", "Margin-softmax target logits", "curves", "faces", curves.margin_curves),
-        Step("regression", regression.TITLE, "experiment", "regression", regression.run),
-        Step("imbalance", imbalance.TITLE, "experiment", "imbalance", imbalance.run),
-        Step("boxes", boxes.TITLE, "experiment", "boxes", boxes.run),
-        Step("faces", faces.TITLE, "experiment", "faces", faces.run),
-    ]
-
-
-FAMILIES = ("regression", "imbalance", "boxes", "faces")
+    out = []
+    for fam in FAMILY_TABLE:
+        if fam.chart is not None:
+            out.append(
+                Step(
+                    f"chart-{fam.key}",
+                    f"{fam.title}: the family compared",
+                    "chart",
+                    fam.key,
+                    getattr(curves, fam.chart),
+                )
+            )
+        names = tuple(i.function for i in family_losses(fam))
+        out.append(
+            Step(
+                f"params-{fam.key}",
+                f"{fam.title}: each loss over its own parameters",
+                "parameters",
+                fam.key,
+                lambda o, m, names=names, key=fam.key: curves.parameter_charts(
+                    o, m, names, key=f"params-{key}"
+                ),
+            )
+        )
+        if fam.experiment is not None:
+            mod = importlib.import_module(f".experiments.{fam.experiment}", __name__)
+            out.append(Step(fam.experiment, mod.TITLE, "experiment", fam.key, mod.run))
+    return out
 
 
 @dataclass
@@ -117,12 +210,16 @@ def run_atlas(
     only: str | None = None,
     on_step: Callable[[Step, int, int], None] | None = None,
     on_done: Callable[[Step, StepResult], None] | None = None,
+    threads: int = 1,
 ) -> AtlasResult:
     """Run the atlas into ``out`` and write the report; see the module docstring.
 
-    ``mode`` is ``"quick"`` (seconds per experiment), ``"full"`` (the complete experiments) or
-    ``"tiny"`` (smallest sizes, for tests). ``only`` restricts it to one of :data:`FAMILIES`.
-    ``on_step(step, i, n)`` is called before each step and ``on_done(step, result)`` after it.
+    ``mode`` is ``"quick"`` (at least 5 seeds per claim, minutes), ``"full"`` (at least 10 seeds, the
+    complete experiments) or ``"tiny"`` (2 seeds, smallest sizes: a smoke run for tests whose verdicts
+    are mostly inconclusive). ``only`` restricts it to one of :data:`FAMILIES`. ``on_step(step, i, n)``
+    is called before each step and ``on_done(step, result)`` after it. ``threads`` is torch's number of
+    intra-op threads during the run (restored afterwards): the experiments train small models, for which
+    one thread is fastest, and several threads slow to a crawl on a loaded machine.
     """
     if mode not in MODES:
         raise ValueError(f"run_atlas: mode must be one of {MODES}; got {mode!r}")
@@ -133,20 +230,45 @@ def run_atlas(
     use_agg()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"run_atlas: threads must be an int >= 1; got {threads!r}")
+    import torch
+
     selected = [s for s in steps() if only is None or s.family == only]
     results: list[StepResult] = []
     t0 = time.perf_counter()
-    for i, step in enumerate(selected):
-        if on_step is not None:
-            on_step(step, i, len(selected))
-        results.append(run_step(step, out, mode))
-        if on_done is not None:
-            on_done(step, results[-1])
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for i, step in enumerate(selected):
+            if on_step is not None:
+                on_step(step, i, len(selected))
+            results.append(run_step(step, out, mode))
+            if on_done is not None:
+                on_done(step, results[-1])
+    finally:
+        torch.set_num_threads(before)
     seconds = time.perf_counter() - t0
     result = AtlasResult(out, mode, results, seconds)
     from .report import write_report
 
     write_report(result)
+    from .. import __version__
+
+    (out / "claims.json").write_text(
+        json.dumps(
+            {
+                "losskit": __version__,
+                "mode": mode,
+                "only": only,
+                "level": 0.95,
+                "claims": [c.to_dict() for c in result.claims],
+            },
+            indent=1,
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
     (out / "results.json").write_text(
         json.dumps(
             {"mode": mode, "only": only, "seconds": seconds, "steps": [r.to_dict() for r in results]},
@@ -171,4 +293,16 @@ def run_step(step: Step, out: Path, mode: str) -> StepResult:
     return result
 
 
-__all__ = ["FAMILIES", "MODES", "AtlasResult", "StepResult", "Unavailable", "require", "run_atlas"]
+__all__ = [
+    "FAMILIES",
+    "FAMILY_TABLE",
+    "MODES",
+    "AtlasResult",
+    "Family",
+    "StepResult",
+    "Unavailable",
+    "family_losses",
+    "require",
+    "run_atlas",
+    "steps",
+]

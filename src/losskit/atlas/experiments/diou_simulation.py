@@ -19,9 +19,10 @@ axes through the target, DIoU and CIoU converge much faster to small errors ever
 
 Usage::
 
-    from losskit.experiments import diou_simulation as sim
+    from losskit.atlas.experiments import diou_simulation as sim
     result = sim.run_simulation()                # full: 1,715,000 cases, about a minute per loss on CPU
     quick = sim.run_simulation(quick=True)       # the first 200 anchor centres: 68,600 cases
+    blocks = sim.run_simulation(quick=True, replicates=5)   # E(t) also per block of 40 centres
     print(sim.summary(result))                   # {"iou": {10: E(10), 40: ..., 200: ...}, ...}
     fig = sim.plot_simulation(result, "diou_simulation.png")   # needs matplotlib
 
@@ -32,7 +33,7 @@ Note:
     steps follow the exact autograd gradients of losskit's losses. The authors' code uses hand-derived
     gradients that differ from those derivatives (:func:`paper_ascent` lists how); the paper's ranking
     of the losses (DIoU and CIoU far ahead of GIoU) appears with those gradients, not with the exact
-    ones, and two of the differences decide it. ``python -m losskit.experiments.diou_simulation``
+    ones, and two of the differences decide it. ``python -m losskit.atlas.experiments.diou_simulation``
     prints both runs.
 """
 
@@ -46,8 +47,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ..functional import boxes as _boxes
-from ..functional import iou as _iou
+from ... import functional as LF
 
 __all__ = [
     "ANCHOR_AREAS",
@@ -73,10 +73,10 @@ QUICK_ANCHOR_POINTS = 200
 REPORT_AT: tuple[int, ...] = (10, 40, 100, 160, 200)
 
 LOSSES: dict[str, Callable[..., Tensor]] = {
-    "iou": _iou.iou_loss,
-    "giou": _iou.generalized_box_iou_loss,
-    "diou": _iou.distance_box_iou_loss,
-    "ciou": _iou.complete_box_iou_loss,
+    "iou": LF.iou_loss,
+    "giou": LF.generalized_box_iou_loss,
+    "diou": LF.distance_box_iou_loss,
+    "ciou": LF.complete_box_iou_loss,
 }
 
 
@@ -93,6 +93,8 @@ class SimulationResult:
         anchor_centres: the anchor centres, shape ``(n_anchor_points, 2)``.
         n_cases: the number of regression cases per loss.
         seconds: per loss, the wall-clock time of its run.
+        replicate_errors: per loss, ``E(t)`` of each replicate (a contiguous block of anchor centres,
+            an independent uniform draw), shape ``(T + 1, replicates)``; the columns sum to ``errors``.
     """
 
     losses: tuple[str, ...]
@@ -102,6 +104,7 @@ class SimulationResult:
     anchor_centres: Tensor
     n_cases: int
     seconds: dict[str, float] = field(default_factory=dict)
+    replicate_errors: dict[str, Tensor] = field(default_factory=dict)
 
 
 def learning_rate(t: int) -> float:
@@ -325,6 +328,7 @@ def run_simulation(
     dtype: torch.dtype = torch.float32,
     gradient: str = "exact",
     slips: Sequence[str] | None = None,
+    replicates: int = 1,
 ) -> SimulationResult:
     """Run the DIoU paper's simulation for each loss and return the error curves and maps.
 
@@ -342,13 +346,16 @@ def run_simulation(
             authors' hand-derived gradients of their released simulation code (:func:`paper_ascent`).
         slips: with ``gradient='paper'``, which of :data:`PAPER_SLIPS` to keep (default: all), to
             find out which of them change the outcome.
+        replicates: split the anchor centres into this many contiguous blocks (each an independent
+            uniform draw of centres) and record ``E(t)`` per block, for intervals over replicates.
+            Default: 1.
 
     Returns:
         A :class:`SimulationResult`.
 
     Raises:
-        ValueError: for an unknown loss name, gradient or slip, or ``n_anchor_points`` or ``iterations``
-            below 1.
+        ValueError: for an unknown loss name, gradient or slip, ``n_anchor_points`` or ``iterations``
+            below 1, or ``replicates`` not between 1 and the number of anchor centres.
     """
     fn = "run_simulation"
     if gradient not in ("exact", "paper"):
@@ -364,37 +371,63 @@ def run_simulation(
         n_anchor_points = QUICK_ANCHOR_POINTS
     device = torch.device(device) if device is not None else torch.device("cpu")
     anchors, targets, centres = make_cases(n_anchor_points, seed=seed, dtype=dtype)
+    if (
+        isinstance(replicates, bool)
+        or not isinstance(replicates, int)
+        or not 1 <= replicates <= n_anchor_points
+    ):
+        raise ValueError(
+            f"{fn}: replicates must be an int in [1, {n_anchor_points}] (the anchor centres); "
+            f"got {replicates!r}"
+        )
     anchors, targets = anchors.to(device), targets.to(device)
-    target_xyxy = _boxes.box_convert(targets, "cxcywh", "xyxy")
+    target_xyxy = LF.box_convert(targets, "cxcywh", "xyxy")
     errors: dict[str, Tensor] = {}
     maps: dict[str, Tensor] = {}
     seconds: dict[str, float] = {}
+    blocks: dict[str, Tensor] = {}
+    per_centre = anchors.shape[0] // n_anchor_points
+    # replicate r holds the anchor centres of block r (contiguous, as torch.tensor_split cuts them)
+    block_of = torch.cat(
+        [
+            torch.full((len(c) * per_centre,), r, dtype=torch.long)
+            for r, c in enumerate(torch.arange(n_anchor_points).tensor_split(replicates))
+        ]
+    ).to(device)
+
+    def block_error(b: Tensor) -> Tensor:
+        per_case = (b - targets).abs().sum(-1, dtype=torch.float64)
+        return torch.zeros(replicates, dtype=torch.float64, device=device).index_add_(0, block_of, per_case)
+
     for name in losses:
         loss_fn = LOSSES[name]
         start = time.perf_counter()
         b = anchors.clone()
-        curve = [(b - targets).abs().sum(dtype=torch.float64)]
+        curve = [block_error(b)]
         for t in range(1, iterations + 1):
             if gradient == "paper":
                 with torch.no_grad():
-                    pred = _boxes.box_convert(b, "cxcywh", "xyxy")
+                    pred = LF.box_convert(b, "cxcywh", "xyxy")
                     grad = -paper_ascent(name, b, targets, slips=slips)
             else:
                 b.requires_grad_(True)
-                pred = _boxes.box_convert(b, "cxcywh", "xyxy")
+                pred = LF.box_convert(b, "cxcywh", "xyxy")
                 (grad,) = torch.autograd.grad(loss_fn(pred, target_xyxy, reduction="sum"), b)
             with torch.no_grad():
                 # 2 - IoU = 1 + (1 - IoU): the linear IoU loss is the cheapest way to get IoU.
-                factor = 1.0 + _iou.iou_loss(pred.detach(), target_xyxy, reduction="none")
+                factor = 1.0 + LF.iou_loss(pred.detach(), target_xyxy, reduction="none")
                 b = b.detach() - learning_rate(t) * factor[:, None] * grad
-            curve.append((b - targets).abs().sum(dtype=torch.float64))
+            curve.append(block_error(b))
             if progress is not None:
                 progress(name, t, iterations)
-        errors[name] = torch.stack(curve).cpu()  # one transfer at the end, not one per step
+        blocks[name] = torch.stack(curve).cpu()  # one transfer at the end, not one per step
+        errors[name] = blocks[name].sum(1)
         per_case = (b - targets).abs().sum(-1, dtype=torch.float64)
         maps[name] = per_case.reshape(n_anchor_points, -1).sum(-1).cpu()
         seconds[name] = time.perf_counter() - start
-    return SimulationResult(tuple(losses), iterations, errors, maps, centres, anchors.shape[0], seconds)
+    return SimulationResult(
+        tuple(losses), iterations, errors, maps, centres, anchors.shape[0], seconds, blocks
+    )
 
 
 def summary(result: SimulationResult, at: Sequence[int] = REPORT_AT) -> dict[str, dict[int, float]]:
@@ -453,13 +486,15 @@ def plot_simulation(result: SimulationResult, path: str | None = None):
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m losskit.experiments.diou_simulation [--quick] [--gradient exact|paper|both] [--plot DIR]``:
-    run the simulation and print E(t) as a markdown table per gradient."""
+    """Run the simulation and print E(t) as a markdown table per gradient.
+
+    ``python -m losskit.atlas.experiments.diou_simulation [--quick] [--gradient exact|paper|both]
+    [--plot DIR]``."""
     import argparse
     from pathlib import Path
 
     parser = argparse.ArgumentParser(
-        prog="python -m losskit.experiments.diou_simulation", description=main.__doc__
+        prog="python -m losskit.atlas.experiments.diou_simulation", description=main.__doc__
     )
     parser.add_argument(
         "--quick", action="store_true", help=f"the first {QUICK_ANCHOR_POINTS} anchor centres only"

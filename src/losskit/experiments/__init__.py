@@ -1,1 +1,0 @@
-"""Runnable experiments that reproduce the evidence behind the losses (see each module)."""
