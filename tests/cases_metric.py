@@ -41,12 +41,6 @@ def _triplets(n, dtype, gen):
     }
 
 
-# test_func_vmap_equals_loop takes torch.func.grad of every input, the integer labels (or the bool
-# ``same``) included, which torch.func refuses; vmap of grad over the float inputs, with the labels
-# batched, equals a loop in tests/test_metric.py (test_func_vmap_of_grad_equals_a_loop), for every case.
-_VMAP_IN_TEST_METRIC = False
-
-
 def _batch(n, dtype, gen):
     return {"embeddings": randn((n, DIM), dtype, gen, 0.5), "labels": _labels(n, gen)}
 
@@ -61,7 +55,6 @@ def _batch_triplet_case(mining: str, *, soft_margin: bool = False, distance: str
         grad_keys=("embeddings",),
         mean_is_mean_of_none=False,  # 'mean' divides by the number of valid triplets
         batch_split=False,  # each anchor's triplets depend on the whole batch
-        vmap=_VMAP_IN_TEST_METRIC,
     )
 
 
@@ -75,7 +68,6 @@ CASES = [
         stateful=True,
         labels="target",
         num_classes=NUM_CLASSES,
-        vmap=_VMAP_IN_TEST_METRIC,
     ),
     Case(
         "contrastive_loss",
@@ -83,7 +75,6 @@ CASES = [
         lambda d, r: LF.contrastive_loss(**d, margin=1.5, reduction=r),
         lambda r: LN.ContrastiveLoss(margin=1.5, reduction=r),
         grad_keys=("x1", "x2"),
-        vmap=_VMAP_IN_TEST_METRIC,
     ),
     Case(
         "batch_contrastive_loss",
@@ -93,7 +84,6 @@ CASES = [
         grad_keys=("embeddings",),
         mean_is_mean_of_none=False,  # 'mean' divides by the number of pairs
         batch_split=False,
-        vmap=_VMAP_IN_TEST_METRIC,
     ),
     Case(
         "triplet_margin_loss",
