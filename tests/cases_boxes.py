@@ -57,4 +57,25 @@ CASES = [
         lambda d, r: LF.complete_box_iou_loss(**d, gated=True, reduction=r),
         lambda r: LN.CompleteBoxIoULoss(gated=True, reduction=r),
     ),
+    # eps = 0: the definition's 0/0 guards (and never the kernel), under every transform of the table
+    Case(
+        "generalized_box_iou_loss",
+        _pair,
+        lambda d, r: LF.generalized_box_iou_loss(**d, eps=0.0, reduction=r),
+        lambda r: LN.GeneralizedBoxIoULoss(eps=0.0, reduction=r),
+    ),
+    Case(
+        "complete_box_iou_loss",
+        _pair,
+        lambda d, r: LF.complete_box_iou_loss(**d, eps=0.0, reduction=r),
+        lambda r: LN.CompleteBoxIoULoss(eps=0.0, reduction=r),
+    ),
+    # a target that needs a gradient too: the definition in eager mode as well
+    Case(
+        "distance_box_iou_loss",
+        _pair,
+        lambda d, r: LF.distance_box_iou_loss(**d, reduction=r),
+        lambda r: LN.DistanceBoxIoULoss(reduction=r),
+        grad_keys=("input", "target"),
+    ),
 ]

@@ -36,7 +36,7 @@ Definition = Callable[[str, Tensor, Tensor, float, bool], Tensor]
 _FOUR_OVER_PI2 = 4.0 / math.pi**2
 # pairs per chunk: the planes and some thirty (2, c) temporaries, about 1 MiB per 1024 pairs (float32),
 # stay in the last-level cache; measured on a 2-core CPU, 1M pairs (benchmarks/bench_boxes.py).
-CHUNK = 1 << 15
+CHUNK = 1 << 16
 
 
 def eligible(input: Tensor, target: Tensor, weight: Tensor | None, eps: float) -> bool:
@@ -60,106 +60,141 @@ def eligible(input: Tensor, target: Tensor, weight: Tensor | None, eps: float) -
     )
 
 
-def _chunk(kind: str, z: Tensor, eps: float, gated: bool, loss: Tensor, grad: Tensor | None) -> None:
+def _chunk(kind: str, z: Tensor, eps: float, gated: bool, loss: Tensor, grad: Tensor) -> None:
     """Loss and gradient of one chunk of ``c`` pairs.
 
     ``z`` holds the chunk's coordinates as planes ``(corner, box, axis, c)``: corner 0 is ``(x1, y1)``
     and 1 is ``(x2, y2)``, box 0 the prediction and 1 the target. Writes the loss ``(c,)`` into
-    ``loss`` and, unless ``grad`` is ``None``, d loss / d prediction into ``grad`` ``(c, 4)``.
+    ``loss`` and d loss / d prediction into ``grad`` ``(c, 4)``. Temporaries are dropped as soon as they
+    are used up, so that a chunk's workspace stays small (it adds to the peak memory).
     """
     lo, hi = z[0], z[1]  # (box, axis, c)
+    lo_p, lo_t = lo.unbind(0)  # (axis, c)
+    hi_p, hi_t = hi.unbind(0)
     # the forward pass: the definition's operations, in its order
     d = hi - lo  # raw sides (w, h) of both boxes
     s = d.clamp_min(0)  # inverted boxes: zero area
+    s_p = s[0]
     area = s[:, 0] * s[:, 1]  # (box, c)
-    i_lo = torch.maximum(lo[0], lo[1])  # (axis, c)
-    i_raw = torch.minimum(hi[0], hi[1]).sub_(i_lo)
+    i_raw = torch.minimum(hi_p, hi_t).sub_(torch.maximum(lo_p, lo_t))  # (axis, c)
     iwh = i_raw.clamp_min(0)
-    inter = iwh[0] * iwh[1]
+    iw, ih = iwh.unbind(0)
+    inter = iw * ih
     union0 = (area[0] + area[1]).sub_(inter)
+    del area
     union = union0 + eps
     iou = inter / union
-    m = iou
+    del inter
     if kind in ("giou", "diou", "ciou"):
         b_hi = torch.maximum(lo, hi)  # each box's corners in order, whatever its orientation
         b_lo = torch.minimum(lo, hi)
         cwh = torch.maximum(b_hi[0], b_hi[1]).sub_(torch.minimum(b_lo[0], b_lo[1]))  # enclosing box
+        # which corners are extreme, for the gradient: the signs of the ties of the max and the min
+        tie_hi = torch.sub(b_hi[0], b_hi[1], out=b_hi[0]).sign_()
+        tie_lo = torch.sub(b_lo[1], b_lo[0], out=b_lo[1]).sign_()
         if kind == "giou":
             area_c = cwh[0] * cwh[1]
             c_eps = area_c + eps
-            pen = (area_c - union0).div_(c_eps)
+            pen = area_c.sub_(union0).div_(c_eps)
         else:
             cw2 = cwh * cwh
-            d_eps = (cw2[0] + cw2[1]).add_(eps)
-            off = (lo[0] + hi[0]).sub_(lo[1] + hi[1])  # twice the centre offset, (axis, c)
+            d_eps = cw2[0] + cw2[1]
+            d_eps.add_(eps)
+            del cw2
+            off = (lo_p + hi_p).sub_(lo_t + hi_t)  # twice the centre offset, (axis, c)
             off2 = off * off
             pen = (off2[0] + off2[1]).mul_(0.25).div_(d_eps)
-        m = iou - pen
+            del off2
+        m = torch.sub(iou, pen, out=loss)
         if kind == "ciou":
             ang = torch.atan2(s[:, 0], s[:, 1])  # (box, c); atan2(0, 0) = 0 as the definition's
             dang = ang[1] - ang[0]
+            del ang
             v = (dang * dang).mul_(_FOUR_OVER_PI2)
-            alpha = v / (1 - iou).add_(v).add_(eps)
+            alpha = (1 - iou).add_(v).add_(eps)
+            torch.div(v, alpha, out=alpha)
             if gated:
                 alpha.mul_(torch.ge(iou, 0.5).to(alpha.dtype))
-            m = m - alpha * v
-    if kind == "log":
+            m.sub_(alpha * v)
+            del v
+        m.neg_().add_(1)  # 1 - m: the loss
+    elif kind == "log":
         iou_c = iou.clamp_min(eps)
-        torch.neg(torch.log(iou_c), out=loss)
+        torch.log(iou_c, out=loss).neg_()
     else:
-        torch.neg(m, out=loss).add_(1)  # 1 - m
-    if grad is None:
-        return
+        torch.neg(iou, out=loss).add_(1)  # 1 - iou
 
     # adjoints of the loss with respect to the intersection, the predicted area and the penalty's terms
     r_u = torch.reciprocal(union)
     if kind == "log":
         # d(-ln max(iou, eps)) / d iou = -1 / iou where iou >= eps, 0 below
-        k = torch.ge(iou, eps).to(iou.dtype).div_(iou_c)
-        r_u.mul_(k)
+        r_u.mul_(torch.ge(iou, eps).to(iou.dtype).div_(iou_c))
     g_i = (1 + iou).mul_(r_u).neg_()
-    g_a = iou * r_u
-    g_c = None  # adjoint of the enclosing box's sides (cw, ch)
+    g_a = iou.mul_(r_u)  # iou is used up
+    del r_u
+    g_c = None  # adjoint of the enclosing box's sides (cw, ch), times 1/4 (see below)
     if kind == "giou":
         r_c = torch.reciprocal(c_eps)
+        del c_eps
         g_i.add_(r_c)
         g_a.sub_(r_c)
-        g_ac = (union * r_c).mul_(r_c)  # d pen / d area_c = union / (area_c + eps)^2
-        g_c = torch.stack((g_ac * cwh[1], g_ac * cwh[0]))
+        g_ac = union.mul_(r_c).mul_(r_c).mul_(0.25)  # d pen / d area_c = union / (area_c + eps)^2
+        del r_c
+        g_c = torch.empty_like(cwh)
+        torch.mul(g_ac, cwh[1], out=g_c[0])
+        torch.mul(g_ac, cwh[0], out=g_c[1])
+        del g_ac
     elif kind in ("diou", "ciou"):
         r_d = torch.reciprocal(d_eps)
-        g_c = cwh * (pen * r_d).mul_(-2.0)  # d pen / d (cw, ch) = -2 pen (cw, ch) / diag
-        g_off = off * (0.5 * r_d)  # d pen / d off = off / (2 diag), the same for both corners
+        del d_eps
+        g_c = cwh.mul_(pen.mul_(r_d).mul_(-0.5))  # d pen / d (cw, ch) = -2 pen (cw, ch) / diag
+        g_off = off.mul_(r_d.mul_(0.5))  # d pen / d off = off / (2 diag), the same for both corners
+        del r_d
+    del union, union0
+    mask = torch.empty_like(iwh)
     # the predicted box's sides (w, h): area, and CIoU's angle atan2(w, h)
-    g_s = torch.stack((g_a * s[0, 1], g_a * s[0, 0]))
+    w, h = s_p.unbind(0)
+    g_s = torch.empty_like(iwh)
+    torch.mul(g_a, h, out=g_s[0])
+    torch.mul(g_a, w, out=g_s[1])
+    del g_a
     if kind == "ciou":
-        w, h = s[0, 0], s[0, 1]
         r2 = (w * w).addcmul_(h, h).clamp_min_(torch.finfo(w.dtype).tiny)  # point box: gradient 0
-        t = (alpha * dang).mul_(-2 * _FOUR_OVER_PI2).div_(r2)  # d(alpha v)/d ang * 1 / (w^2 + h^2)
+        t = alpha.mul_(dang).mul_(-2 * _FOUR_OVER_PI2).div_(r2)  # d(alpha v)/d ang / (w^2 + h^2)
+        del r2, dang
         g_s[0].addcmul_(t, h)  # d atan2(w, h) / dw = h / (w^2 + h^2)
         g_s[1].addcmul_(t, w, value=-1.0)  # d atan2(w, h) / dh = -w / (w^2 + h^2)
-    g_s.mul_(torch.ge(d[0], 0).to(g_s.dtype))  # the clamp passes the gradient at 0
-    # the intersection's sides: iw = min(x2, u2) - max(x1, u1), ties shared equally
-    g_w = torch.stack((g_i * iwh[1], g_i * iwh[0])).mul_(torch.ge(i_raw, 0).to(g_s.dtype)).mul_(0.5)
-    g_hi = torch.addcmul(g_w, g_w, (hi[1] - hi[0]).sign_()).add_(g_s)
-    g_lo = torch.addcmul(g_w, g_w, (lo[0] - lo[1]).sign_()).add_(g_s).neg_()
+        del t
+    del s, s_p, w, h
+    g_s.mul_(torch.ge(d[0], 0, out=mask))  # the clamp passes the gradient at 0
+    # the intersection's sides: iw = min(x2, u2) - max(x1, u1), ties shared equally (1/2 each)
+    g_i.mul_(0.5)
+    g_w = torch.empty_like(iwh)
+    torch.mul(g_i, ih, out=g_w[0])
+    torch.mul(g_i, iw, out=g_w[1])
+    del g_i, iwh, iw, ih
+    g_w.mul_(torch.ge(i_raw, 0, out=mask))
+    del i_raw
+    g = torch.empty_like(z[:, 0])  # (corner, axis, c): d loss / d (x1, y1), d loss / d (x2, y2)
+    tie = torch.sub(hi_t, hi_p, out=mask).sign_()
+    torch.addcmul(g_w, g_w, tie, out=g[1]).add_(g_s)
+    tie = torch.sub(lo_p, lo_t, out=mask).sign_()
+    torch.addcmul(g_w, g_w, tie, out=g[0]).add_(g_s).neg_()
+    del g_w, g_s, tie
     if g_c is not None:
-        # cw = max(box corners) - min(box corners): the prediction's extreme corner takes K' (max) or
-        # L' (min) of the gradient, its corner among (x1, x2) the share (1 +- sign(w)) / 2
-        k = (b_hi[0] - b_hi[1]).sign_()
-        el = (b_lo[1] - b_lo[0]).sign_()
-        sig = d[0].sign()
-        a = k - el
-        b = (k + el).add_(2).mul_(sig)
-        g_c.mul_(0.25)
-        g_hi.addcmul_(g_c, a + b)
-        g_lo.addcmul_(g_c, a.sub_(b))
+        # cw = max(box corners) - min(box corners): the prediction's largest corner takes the max's
+        # share K' = (1 + K) / 2, its smallest the min's L' = (1 + L) / 2 (K, L the signs of the ties),
+        # and x2 is the largest corner with share (1 + sign(w)) / 2, x1 with the rest:
+        # d cw / d x2 = (K - L + sign(w) (2 + K + L)) / 4, d cw / d x1 = (K - L - sign(w) (2 + K + L)) / 4
+        b = torch.add(tie_hi, tie_lo, out=mask).add_(2).mul_(d[0].sign_())
+        a = tie_hi.sub_(tie_lo)
+        del tie_lo, b_hi, b_lo
+        g[1].addcmul_(g_c, a + b)
+        g[0].addcmul_(g_c, a.sub_(b))
+        del a, b, g_c
         if kind != "giou":
-            g_hi.add_(g_off)
-            g_lo.add_(g_off)
-    out = grad.view(-1, 2, 2).permute(1, 2, 0)  # (corner, axis, c) view of the (c, 4) rows
-    out[0].copy_(g_lo)
-    out[1].copy_(g_hi)
+            g.add_(g_off)  # both corners
+    grad.view(-1, 2, 2).permute(1, 2, 0).copy_(g)  # into the (c, 4) rows
 
 
 class _BoxLoss(torch.autograd.Function):
@@ -183,6 +218,7 @@ class _BoxLoss(torch.autograd.Function):
     def setup_context(ctx, inputs, output) -> None:
         p, t, kind, eps, gated, chunk, definition = inputs
         ctx.mark_non_differentiable(output[1])
+        ctx.set_materialize_grads(False)  # no (M, 4) zeros for the gradient output's missing gradient
         ctx.save_for_backward(p, t)
         ctx.args = (kind, eps, gated, chunk, definition)
         ctx.grad = output[1]  # not an input or a differentiable output: held by ctx, released below
@@ -192,6 +228,8 @@ class _BoxLoss(torch.autograd.Function):
         kind, eps, gated, chunk, definition = ctx.args
         p, t = ctx.saved_tensors
         grad, ctx.grad = ctx.grad, None
+        if grad_loss is None:  # grads are not materialised: nothing flows back into the loss
+            return None, None, None, None, None, None, None
         if torch.is_grad_enabled():
             # create_graph=True: the gradient of the definition, differentiable in its turn
             with torch.enable_grad():
