@@ -76,14 +76,14 @@ def _chunk(
     wt: Tensor | None,
     out: Tensor | None,
     ws: list[Tensor],
-    alpha: tuple[Tensor, Tensor] | None,
+    alpha: tuple[float, float] | None,
     gamma: float,
     scale: float,
 ) -> Tensor:
     """Scaled loss sum of one flat chunk; writes ``scale * d loss / d x`` into ``out`` when given.
 
-    ``ws`` holds six buffers of the chunk's length; ``alpha`` is ``(scale * (1 - a), scale * a)`` as
-    0-dim tensors, or ``None``.
+    ``ws`` holds six buffers of the chunk's length; ``alpha`` is ``(scale * (1 - a), scale * (2a - 1))``
+    (so that ``scale * alpha_t = c0 + c1 y``), or ``None``.
     """
     m = x.numel()
     one = x.new_ones(()).expand(m)
@@ -115,12 +115,16 @@ def _chunk(
             du.div_(torch.clamp_min(u, torch.finfo(u.dtype).tiny, out=ws[2]))
             br = v.addcmul_(du, ce, value=-gamma)
             mod = torch.pow(u, gamma, out=ws[1])
+    # coef = scale * alpha_t * mod * weight, with scale * alpha_t = c0 + c1 y
     coef: Tensor | None = None
-    if alpha is not None:
-        coef = torch.lerp(alpha[0], alpha[1], y, out=ws[2])  # scale * alpha_t
-    for f in (mod, wt):
-        if f is not None:
-            coef = torch.mul(f, scale, out=ws[2]) if coef is None else coef.mul_(f)
+    if alpha is not None and mod is not None:
+        coef = torch.mul(mod, alpha[0], out=ws[2]).addcmul_(y, mod, value=alpha[1])
+    elif alpha is not None:
+        coef = torch.mul(y, alpha[1], out=ws[2]).add_(alpha[0])
+    elif mod is not None:
+        coef = torch.mul(mod, scale, out=ws[2])
+    if wt is not None:
+        coef = torch.mul(wt, scale, out=ws[2]) if coef is None else coef.mul_(wt)
     if out is not None:
         torch.mul(br, scale if coef is None else coef, out=out)
     if gamma >= 1:  # the loss is coef * u * CE; the gradient's factor lacks one u
@@ -140,9 +144,7 @@ def _pass(
     buf = torch.empty_like(xf) if grad else None
     k = min(CHUNK, n)
     ws = list(x.new_empty((6, k)).unbind(0))
-    a = None
-    if alpha is not None:
-        a = (x.new_full((), scale * (1.0 - alpha)), x.new_full((), scale * alpha))
+    a = None if alpha is None else (scale * (1.0 - alpha), scale * (2.0 * alpha - 1.0))
     # float64 partial sums: the chunk sums are float32 cascade/dot sums, their total must not lose more
     total = x.new_zeros((), dtype=torch.float64)
     for i in range(0, n, CHUNK):
@@ -184,10 +186,13 @@ class _SigmoidFocal(torch.autograd.Function):
         ctx.alpha, ctx.gamma, ctx.scale, ctx.definition = alpha, gamma, scale, definition
         ctx.buf = output[1]  # not saved for backward: it is scaled in place by the first backward
         ctx.mark_non_differentiable(output[1])
+        ctx.set_materialize_grads(False)  # no (*)-sized zeros for the unused outputs' gradients
 
     @staticmethod
     def backward(ctx, grad: Tensor, _unused: Tensor | None):
         x, y, wt = ctx.saved_tensors
+        if grad is None:  # the loss was not used
+            return None, None, None, None, None, None, None
         if torch.is_grad_enabled():  # create_graph=True: the definition's gradient, differentiable
             with torch.enable_grad():
                 loss = ctx.definition(x, y, wt) * ctx.scale

@@ -173,11 +173,14 @@ class _GHMC(torch.autograd.Function):
         ctx.save_for_backward(x, y, wt)
         ctx.buf, ctx.idx, ctx.beta, ctx.definition = buf, idx, beta, definition
         ctx.mark_non_differentiable(buf, idx, beta)
+        ctx.set_materialize_grads(False)  # no (*)-sized zeros for the unused outputs' gradients
 
     @staticmethod
     def backward(ctx, grad: Tensor, *_unused: Tensor | None):
         x, y, wt = ctx.saved_tensors
         none = (None,) * 7
+        if grad is None:  # the loss was not used
+            return (None, *none)
         if torch.is_grad_enabled():  # create_graph=True: the definition's gradient, differentiable
             w_el = ctx.beta.index_select(0, ctx.idx.reshape(-1).long()).view_as(x)
             if wt is not None:
