@@ -86,6 +86,7 @@ References:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,7 +97,7 @@ from torch.autograd.function import once_differentiable
 from .. import _comm
 from . import eager_autograd
 
-__all__ = ["KEEP_BUDGET", "auto_chunk_size", "eligible", "softmax_stats"]
+__all__ = ["KEEP_BUDGET", "auto_chunk_size", "eligible", "softmax_loss", "softmax_stats"]
 
 # Forward keeps the logits of as many leading blocks as fit in this many bytes, so that backward
 # recomputes only the others (each recomputed block costs one more matrix product). Measured at batch
@@ -166,6 +167,8 @@ class _Config:
     group: Any
     row_sizes: tuple[int, ...] | None  # sharded rows; None: replicated (or one process)
     rank: int
+    # per-class weights of ``logit_sum`` ((C,), compute dtype; a constant, no gradient), or None (1)
+    sum_weight: Tensor | None = None
 
 
 class _Blocks:
@@ -220,7 +223,8 @@ def _forward_loop(blk: _Blocks, t: Tensor, kept: list[Tensor]) -> tuple[Tensor, 
         if logit_sum is not None:
             if cfg.exclude_target:
                 _mask_targets(z, t, a, 0.0)
-            logit_sum += z.sum(dim=1)
+            sw = cfg.sum_weight
+            logit_sum += z.sum(dim=1) if sw is None else torch.mv(z, sw[a:b])
         if cfg.exclude_target:
             _mask_targets(z, t, a, -math.inf)
         new_max = torch.maximum(row_max, z.amax(dim=1))
@@ -277,8 +281,12 @@ def _backward_loop(
     g_sum: Tensor | None,
     kept: tuple[Tensor, ...],
     need: tuple[bool, bool, bool, bool],
+    into: tuple[Tensor | None, Tensor | None] | None = None,
 ) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:
-    """Gradients w.r.t. ``x``, ``w``, ``scale``, ``bias`` of ``sum_i (g_lse lse + g_t v_t + g_sum S)_i``."""
+    """Gradients w.r.t. ``x``, ``w``, ``scale``, ``bias`` of ``sum_i (g_lse lse + g_t v_t + g_sum S)_i``.
+
+    ``into=(gw, gb)``: ADD the class-vector and bias gradients to these buffers (in place, returned)
+    instead of writing new ones (rows streamed in chunks; not with ``normalize``)."""
     cfg, x, w, s, bias = blk.cfg, blk.x, blk.w, blk.s, blk.b
     need_x, need_w, need_s, need_b = need
     n, d = x.shape
@@ -294,8 +302,12 @@ def _backward_loop(
     neg_lse = -torch.where(torch.isfinite(lse), lse, 0.0)[:, None]  # rows without classes: all p = 0
     acc = torch.zeros_like(x)  # (N, D): sum_j G_ij u_j
     acc_b = x.new_zeros(n) if bias is not None and need_s else None  # sum_j G_ij b_j
-    gw = torch.empty_like(w) if need_w else None  # (C, D) in the class vectors' own dtype
-    gb = torch.empty_like(bias) if bias is not None and need_b else None
+    if into is None:
+        gw = torch.empty_like(w) if need_w else None  # (C, D) in the class vectors' own dtype
+        gb = torch.empty_like(bias) if bias is not None and need_b else None
+    else:
+        assert blk.inv_norm is None  # the projection of a normalised vector is not additive over rows
+        gw, gb = into
     k = min(cfg.chunk, w.shape[0])
     pbuf = x.new_empty(n * k)
     zbuf = None if fast else x.new_empty(n * k)
@@ -325,7 +337,10 @@ def _backward_loop(
             assert z is not None
             p.mul_(alpha[:, None])
             if g_sum is not None:
-                p.add_(g_sum[:, None])
+                if cfg.sum_weight is None:
+                    p.add_(g_sum[:, None])
+                else:
+                    p.addr_(g_sum, cfg.sum_weight[a:b])  # d(sum_j w_j z_j) / dz_j = w_j
             if cfg.softcap is not None:
                 p.mul_(1 - (z / cfg.softcap).square())  # cap'(a) = 1 - tanh^2 = 1 - (z / c)^2
         if cfg.exclude_target:
@@ -335,14 +350,22 @@ def _backward_loop(
         if acc_b is not None:
             acc_b.addmv_(p, bias[a:b].to(dt))
         if gb is not None:
-            gb[a:b] = torch.mv(p.T, sr).to(gb.dtype)
+            if into is None:
+                gb[a:b] = torch.mv(p.T, sr).to(gb.dtype)
+            else:
+                gb[a:b] += torch.mv(p.T, sr).to(gb.dtype)
         if gw is None:
             continue
         assert gxs is not None
-        gu = torch.mm(p.T, gxs, out=gw[a:b] if direct else _flat(gbuf, b - a, d))  # (k, D)
+        if into is not None and direct:
+            gw[a:b].addmm_(p.T, gxs)  # (k, D) added in place
+            continue
+        gu = torch.mm(p.T, gxs, out=gw[a:b] if direct and into is None else _flat(gbuf, b - a, d))  # (k, D)
         if blk.inv_norm is not None:
             _project(u, gu, blk.inv_norm[a:b])
-        if not direct:
+        if into is not None:
+            gw[a:b] += gu.to(gw.dtype)
+        elif not direct:
             gw[a:b] = gu
     gx = acc * sr[:, None] if need_x else None
     gs = None
@@ -503,6 +526,7 @@ def softmax_stats(
     keep_budget: int = KEEP_BUDGET,
     group: Any = None,
     row_sizes: list[int] | None = None,
+    sum_weight: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Per-row ``(lse, target, logit_sum)`` of the streamed softmax; see the module docstring.
 
@@ -521,6 +545,9 @@ def softmax_stats(
         keep_budget: bytes of logits forward keeps for backward (0: recompute every block).
         group: a ``torch.distributed`` group the classes are sharded over, or None.
         row_sizes: every rank's number of rows (sharded rows), or None (replicated rows).
+        sum_weight: per-class weights ``(C,)`` (this rank's block with ``group``) in ``x``'s dtype of
+            the terms of ``logit_sum`` (``sum_j w_j z_ij``; class-weighted label smoothing), or None
+            (1). A constant: it receives no gradient.
 
     Returns:
         ``(lse, target, logit_sum)``, each ``(N,)`` in ``x``'s dtype.
@@ -547,6 +574,150 @@ def softmax_stats(
         group=group,
         row_sizes=None if row_sizes is None else tuple(row_sizes),
         rank=rank,
+        sum_weight=None if sum_weight is None else sum_weight.detach(),
     )
     out = _SoftmaxStats.apply(x, weight, target, scale, bias, cfg)
     return out[0], out[1], out[2]
+
+
+# --------------------------------------------------------------------------------------------------
+# gradients in forward: a scalar loss over row chunks whose whole logits fit the budget
+# --------------------------------------------------------------------------------------------------
+
+RowLoss = Callable[[Tensor, Tensor, Tensor, slice], Tensor]
+
+
+class _PrecomputedLoss(torch.autograd.Function):
+    """``sum_i row_loss(lse, target, logit_sum, rows)_i`` with the gradients of ``x``, ``w`` and ``b``
+    computed in forward (extra outputs, non-differentiable); backward scales them by the upstream
+    gradient in place and hands them over, once."""
+
+    @staticmethod
+    def forward(
+        x: Tensor,
+        w: Tensor,
+        t: Tensor,
+        b: Tensor | None,
+        row_loss: RowLoss,
+        cfg: _Config,
+        rows: int,
+        need: tuple[bool, bool, bool],
+    ):
+        n = x.shape[0]
+        need_x, need_w, need_b = need
+        none = x.new_empty(0)
+        gx = torch.empty_like(x) if need_x else none
+        gw = torch.zeros_like(w) if need_w else none
+        gb = torch.zeros_like(b) if b is not None and need_b else none
+        lse_all = x.new_empty(n)
+        total = x.new_zeros(())
+        for start in range(0, n, rows):
+            stop = min(start + rows, n)
+            tc = t[start:stop]
+            blk = _Blocks(x[start:stop], w, None, b, None, cfg)
+            kept: list[Tensor] = []  # every block of this row chunk: backward reads them all
+            row_max, row_sum, logit_sum = _forward_loop(blk, tc, kept)
+            lse = row_max + torch.log(row_sum)
+            stats = (lse, _target_values(blk, tc), torch.zeros_like(lse) if logit_sum is None else logit_sum)
+            lse_all[start:stop] = lse
+            with torch.enable_grad():  # the per-row coefficients: autograd through the (rows,) loss
+                leaves = [v.detach().requires_grad_(True) for v in stats]
+                part = row_loss(*leaves, slice(start, stop)).sum()
+                coef = torch.autograd.grad(part, leaves, allow_unused=True)
+            total += part.detach()
+            if not any(need):
+                continue
+            g_sum = coef[2] if cfg.with_sum else None
+            into = (gw if need_w else None, gb if b is not None and need_b else None)
+            gxc, _, _, _ = _backward_loop(
+                blk, tc, lse, coef[0], coef[1], g_sum, tuple(kept), (need_x, need_w, False, need_b), into=into
+            )
+            if need_x:
+                gx[start:stop] = gxc
+        return total, lse_all, gx, gw, gb
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
+        need = inputs[-1]
+        _, lse, gx, gw, gb = output
+        ctx.mark_non_differentiable(lse, gx, gw, gb)
+        ctx.set_materialize_grads(False)
+        ctx.grads = tuple(g if flag else None for g, flag in zip((gx, gw, gb), need))
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, g: Tensor | None, *_):
+        grads = ctx.grads
+        if grads is None:
+            raise RuntimeError(
+                "the streamed loss computes its gradients in forward and hands them over once: backward "
+                "ran twice through one call (retain_graph=True); call the loss again for a second backward"
+            )
+        ctx.grads = None  # handed over (and scaled in place): nothing stays behind
+        if g is None:
+            return (None,) * 8
+        gx, gw, gb = (None if v is None else v.mul_(g) for v in grads)
+        return gx, gw, None, gb, None, None, None, None
+
+
+def softmax_loss(
+    x: Tensor,
+    weight: Tensor,
+    target: Tensor,
+    row_loss: RowLoss,
+    *,
+    bias: Tensor | None = None,
+    softcap: float | None = None,
+    with_sum: bool = False,
+    sum_weight: Tensor | None = None,
+    chunk_size: int | None = None,
+    budget: int = KEEP_BUDGET,
+) -> tuple[Tensor, Tensor]:
+    """A scalar loss built from the per-row statistics, with every gradient computed in forward.
+
+    For a loss that is a SUM over rows of a function of each row's ``(lse, target, logit_sum)`` (see
+    :func:`softmax_stats`): the rows are streamed in chunks whose logits (every class) fit ``budget``
+    bytes; each chunk's statistics are computed, ``row_loss(lse, target, logit_sum, rows)`` (plain torch
+    ops, ``(k,)`` for the rows ``rows`` of the chunk) is differentiated by autograd with respect to
+    them, and the chunk's gradients are formed at once from its kept logits: three matrix products in
+    all (logits, row gradient, class-vector gradient), no block recomputed. The class-vector (and bias)
+    gradient is accumulated over the row chunks in ``weight``'s (``bias``'s) own dtype, so the caller
+    runs this only where that is the compute dtype. Backward multiplies the gradients by the upstream
+    gradient and hands them over; a second backward through the same call raises. One process only.
+
+    Args:
+        x, weight, target, bias, softcap, with_sum, sum_weight, chunk_size: as :func:`softmax_stats`
+            (``chunk_size`` is the block of classes inside each row chunk).
+        row_loss: the per-row loss; its sum over all rows is the returned total.
+        budget: bytes of logits of one row chunk (every class): ``budget // (C * itemsize)`` rows, at
+            least one.
+
+    Returns:
+        ``(total, lse)``: the loss (a differentiable scalar in ``x``'s dtype) and every row's ``lse``
+        ``(N,)`` (no gradient; for logging terms built on it).
+    """
+    n, d = x.shape
+    c = weight.shape[0]
+    itemsize = torch.finfo(x.dtype).bits // 8
+    rows = max(1, min(max(n, 1), budget // max(c * itemsize, 1)))
+    chunk = chunk_size if chunk_size is not None else auto_chunk_size(rows, d, c, x.dtype)
+    grad = torch.is_grad_enabled()
+    need = (
+        grad and x.requires_grad,
+        grad and weight.requires_grad,
+        grad and bias is not None and bias.requires_grad,
+    )
+    cfg = _Config(
+        normalize=False,
+        softcap=None if softcap is None else float(softcap),
+        exclude_target=False,
+        with_sum=with_sum,
+        chunk=chunk,
+        keep=-(-c // chunk),  # every block of a row chunk
+        group=None,
+        row_sizes=None,
+        rank=0,
+        sum_weight=None if sum_weight is None else sum_weight.detach(),
+    )
+    out = _PrecomputedLoss.apply(x, weight, target, bias, row_loss, cfg, rows, need)
+    return out[0], out[1]
