@@ -172,7 +172,7 @@ def benchmarks(quick: bool) -> list[Bench]:
                 "losskit": nt_xent,
                 "definition": nt_xent_definition,
                 "matmul3": matmul3_labelled,
-                "pml": _pml("NTXentLoss", temperature=TEMPERATURE) if b <= 256 else None,
+                **({"pml": _pml("NTXentLoss", temperature=TEMPERATURE)} if b <= 256 else {}),
             },
             baseline="definition",
             flops=3 * pairs,

@@ -22,6 +22,11 @@ Two modes:
 The workspace is ``O(B x chunk)`` (a few blocks at once). Double backward (``create_graph=True``)
 differentiates the definition instead, passed in by the caller, so second derivatives are the
 definition's. Nothing here compiles, caches or synchronises.
+
+Why it exists (``benchmarks/bench_contrastive.py``, one interleaved run on a 2-core CPU): CLIP and
+SigLIP at 4096 x 512 peak at 48 MiB against the definition's 384 and 336 MiB, at 1.41x and 1.22x the
+time of the three bare matrix products (the definition: 1.45x and 1.80x); NT-Xent and SupCon at
+1024 x 128 at 19.5 and 14.5 MiB against 36.5 and 23.5 MiB, at about the definition's time.
 """
 
 from __future__ import annotations
