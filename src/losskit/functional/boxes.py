@@ -79,6 +79,12 @@ def _ratio(num: Tensor, den: Tensor, eps: float) -> Tensor:
     return torch.where(zero, 0.0, num / torch.where(zero, 1.0, den))
 
 
+def _relu(x: Tensor) -> Tensor:
+    """``max(x, 0)`` whose gradient passes at ``x = 0`` (so a zero-width box can grow) in every torch
+    version (``clamp_min``'s gradient at the boundary is 1 in torch 2.13 and 0 in 2.14); NaN stays NaN."""
+    return torch.where(x < 0, 0.0, x)
+
+
 def _aspect(w: Tensor, h: Tensor) -> Tensor:
     """``atan2(w, h)``: ``atan(w / h)``, pi/2 for a zero-height box, 0 (gradient 0) for a point box."""
     point = (w == 0) & (h == 0)
@@ -112,10 +118,10 @@ def overlap(
     """
     x1, y1, x2, y2 = boxes1.unbind(-1)
     u1, v1, u2, v2 = boxes2.unbind(-1)
-    w1, h1 = (x2 - x1).clamp_min(0), (y2 - y1).clamp_min(0)  # inverted boxes: zero area
-    w2, h2 = (u2 - u1).clamp_min(0), (v2 - v1).clamp_min(0)
-    iw = (torch.minimum(x2, u2) - torch.maximum(x1, u1)).clamp_min(0)
-    ih = (torch.minimum(y2, v2) - torch.maximum(y1, v1)).clamp_min(0)
+    w1, h1 = _relu(x2 - x1), _relu(y2 - y1)  # inverted boxes: zero area
+    w2, h2 = _relu(u2 - u1), _relu(v2 - v1)
+    iw = _relu(torch.minimum(x2, u2) - torch.maximum(x1, u1))
+    ih = _relu(torch.minimum(y2, v2) - torch.maximum(y1, v1))
     inter = iw * ih
     union = w1 * h1 + w2 * h2 - inter
     iou = _ratio(inter, union, union_eps)  # eps: two zero-area boxes have union 0

@@ -68,8 +68,9 @@ def box_loss_definition(kind: Kind, input: Tensor, target: Tensor, eps: float, g
     """
     measure = overlap(_MEASURE[kind], input, target, eps=eps, union_eps=eps, gated=gated)  # type: ignore[arg-type]
     if kind == "log":
-        # UnitBox's -ln IoU is infinite without overlap: floored at eps (zero gradient below it)
-        return -torch.log(measure.clamp_min(eps))
+        # UnitBox's -ln IoU is infinite without overlap: floored at eps (zero gradient below it; the
+        # gradient passes at eps itself, in every torch version); NaN stays NaN
+        return -torch.log(torch.where(measure < eps, eps, measure))
     return 1 - measure
 
 
