@@ -97,8 +97,11 @@ class LosskitAPI(Directive):
         lines = []
         if page == "distributed":
             lines += [".. py:module:: losskit.distributed", ""]
+        public = public_names()
         for base in PAGES[page][1]:  # the family modules, targets of :mod: references in docstrings
             for ns in ("losskit.functional", "losskit.nn"):
+                if f"{ns}.{base}" in public:  # a module named after its function: the function wins
+                    continue
                 try:
                     importlib.import_module(f"{ns}.{base}")
                 except ModuleNotFoundError:

@@ -94,6 +94,28 @@ def _batch_pair_distance(fn, x, params):
     return torch.stack(out)
 
 
+def _two_view_angle(pairs: bool):
+    """Two samples, each seen twice: sample 0's views ``theta`` apart, sample 1's views together at 90
+    degrees from sample 0; the batch's loss against ``theta`` (a loop: the loss is over the batch)."""
+
+    def unit(a: Tensor) -> Tensor:
+        return torch.stack([torch.cos(a), torch.sin(a)])
+
+    def call(fn, x, params):
+        out = []
+        for t in x.unbind(0):
+            zero, right = torch.zeros_like(t), torch.full_like(t, math.pi / 2)
+            a = torch.stack([unit(zero), unit(right)])  # views 1: (2, 2)
+            b = torch.stack([unit(t), unit(right + 0.05)])  # views 2
+            if pairs:  # (image, text) pairs
+                out.append(fn(a, b, reduction="mean", **params))
+            else:  # 2B embeddings, labels pairing the views
+                out.append(fn(torch.cat([a, b]), torch.tensor([0, 1, 0, 1]), reduction="mean", **params))
+        return torch.stack(out)
+
+    return call
+
+
 def _fused_theta(fn, x, params):
     feats = torch.stack([torch.cos(x), torch.sin(x)], 1)  # unit embedding at angle theta from centre 0
     centers = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=x.dtype)
@@ -170,6 +192,18 @@ PROBES: dict[str, Probe] = {
     ),
     "facenet_triplet_loss": Probe(
         "distance anchor-negative (anchor-positive distance is 1)", _lin(0.0, 2.5), _triplet_negative
+    ),
+    "nt_xent_loss": Probe(
+        "angle between the two views of a sample (radians)", _lin(0.0, math.pi, 61), _two_view_angle(False)
+    ),
+    "supcon_loss": Probe(
+        "angle between the two views of a sample (radians)", _lin(0.0, math.pi, 61), _two_view_angle(False)
+    ),
+    "clip_loss": Probe(
+        "angle between an image and its text (radians)", _lin(0.0, math.pi, 61), _two_view_angle(True)
+    ),
+    "siglip_loss": Probe(
+        "angle between an image and its text (radians)", _lin(0.0, math.pi, 61), _two_view_angle(True)
     ),
 }
 TENSOR_PARAMS = ("pos_weight",)  # parameters the losses take as tensors
@@ -575,6 +609,17 @@ OWN: dict[str, tuple[Own, ...]] = {
     "triplet_margin_loss": (Own("margin", (0.2, 0.5, 1.0)),),
     "facenet_triplet_loss": (Own("margin", (0.1, 0.2, 0.5)),),
     "batch_triplet_loss": (Own("mining", ("batch_hard", "semi_hard", "batch_all"), kind="mining"),),
+    "nt_xent_loss": (Own("temperature", (0.05, 0.1, 0.5), note="two samples, two views each"),),
+    "supcon_loss": (Own("temperature", (0.05, 0.1, 0.5), note="two samples, two views each"),),
+    "clip_loss": (Own("logit_scale", (1.0, 10.0, 100.0), note="two image-text pairs"),),
+    "siglip_loss": (
+        Own(
+            "logit_scale",
+            (1.0, 10.0, 100.0),
+            {"logit_bias": -10.0},
+            note="two pairs; bias -10 as SigLIP starts",
+        ),
+    ),
 }
 
 
