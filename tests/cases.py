@@ -56,6 +56,7 @@ _FAMILIES = (
     "metric",
     "contrastive",
     "scale",
+    "linear_cross_entropy",
 )
 
 

@@ -590,7 +590,8 @@ RowLoss = Callable[[Tensor, Tensor, Tensor, slice], Tensor]
 class _PrecomputedLoss(torch.autograd.Function):
     """``sum_i row_loss(lse, target, logit_sum, rows)_i`` with the gradients of ``x``, ``w`` and ``b``
     computed in forward (extra outputs, non-differentiable); backward scales them by the upstream
-    gradient in place and hands them over, once."""
+    gradient in place and hands them over (a second backward through the same call, with
+    ``retain_graph=True``, computes them again from the saved inputs)."""
 
     @staticmethod
     def forward(
@@ -638,24 +639,32 @@ class _PrecomputedLoss(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
-        need = inputs[-1]
+        x, w, t, b, *rest = inputs
         _, lse, gx, gw, gb = output
         ctx.mark_non_differentiable(lse, gx, gw, gb)
         ctx.set_materialize_grads(False)
-        ctx.grads = tuple(g if flag else None for g, flag in zip((gx, gw, gb), need))
+        ctx.grads = _PrecomputedLoss._needed((gx, gw, gb), rest[-1])
+        ctx.save_for_backward(x, w, t, b)  # the inputs themselves: a second backward recomputes
+        ctx.rest = rest
 
     @staticmethod
-    @once_differentiable
+    def _needed(grads: tuple, need: tuple[bool, bool, bool]) -> tuple:
+        return tuple(g if flag else None for g, flag in zip(grads, need))
+
+    @staticmethod
     def backward(ctx: Any, g: Tensor | None, *_):
-        grads = ctx.grads
-        if grads is None:
+        if torch.is_grad_enabled():  # create_graph=True: the gradients were formed without a graph
             raise RuntimeError(
-                "the streamed loss computes its gradients in forward and hands them over once: backward "
-                "ran twice through one call (retain_graph=True); call the loss again for a second backward"
+                "the streamed loss has no second derivatives (its gradients are computed in forward, "
+                "without a graph); use torch.func (e.g. torch.func.hessian), which runs the definition"
             )
-        ctx.grads = None  # handed over (and scaled in place): nothing stays behind
+        grads, ctx.grads = ctx.grads, None  # handed over (and scaled in place): nothing stays behind
         if g is None:
             return (None,) * 8
+        if grads is None:  # a second backward through this call (retain_graph=True): compute again
+            grads = _PrecomputedLoss._needed(
+                _PrecomputedLoss.forward(*ctx.saved_tensors, *ctx.rest)[2:], ctx.rest[-1]
+            )
         gx, gw, gb = (None if v is None else v.mul_(g) for v in grads)
         return gx, gw, None, gb, None, None, None, None
 
@@ -683,7 +692,8 @@ def softmax_loss(
     all (logits, row gradient, class-vector gradient), no block recomputed. The class-vector (and bias)
     gradient is accumulated over the row chunks in ``weight``'s (``bias``'s) own dtype, so the caller
     runs this only where that is the compute dtype. Backward multiplies the gradients by the upstream
-    gradient and hands them over; a second backward through the same call raises. One process only.
+    gradient and hands them over (a second backward through the same call computes them again). One
+    process only.
 
     Args:
         x, weight, target, bias, softcap, with_sum, sum_weight, chunk_size: as :func:`softmax_stats`

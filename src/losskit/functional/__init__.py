@@ -51,6 +51,9 @@ from .iou import (
     generalized_box_iou_loss,
     iou_loss,
 )
+from .linear_cross_entropy import (
+    linear_cross_entropy,
+)
 from .margin import (
     am_softmax_loss,
     arcface_loss,
@@ -135,6 +138,7 @@ __all__ = [
     "l2_softmax_alpha_lower_bound",
     "l2_softmax_loss",
     "large_margin_softmax_loss",
+    "linear_cross_entropy",
     "margin_cross_entropy",
     "margin_softmax_loss",
     "mse_loss",

@@ -35,6 +35,9 @@ from .iou import (
     GeneralizedBoxIoULoss,
     IoULoss,
 )
+from .linear_cross_entropy import (
+    LinearCrossEntropyLoss,
+)
 from .margin import (
     AMSoftmaxLoss,
     ArcFaceLoss,
@@ -80,6 +83,7 @@ __all__ = [
     "L1Loss",
     "L2SoftmaxLoss",
     "LargeMarginSoftmaxLoss",
+    "LinearCrossEntropyLoss",
     "MSELoss",
     "NTXentLoss",
     "NormFaceLoss",
