@@ -11,8 +11,8 @@ treats them alike) that stay in cache. Only the loss and the gradient ``(M, 4)``
 batch's size; the backward pass scales that gradient in place by the upstream gradient and hands it
 over, so nothing else of the batch's size is kept.
 
-Ties follow autograd's rules for the definition: a clamp at 0 passes the gradient, a min or max of
-two equal values shares it equally. ``benchmarks/bench_boxes.py`` measures it at 1M pairs on the CPU,
+Kinks follow the definition's rules: a clamp at 0 passes the gradient at 0, a min or max of two equal
+values shares it equally. ``benchmarks/bench_boxes.py`` measures it at 1M pairs on the CPU,
 the only device it is chosen on (the one it was measured on); float32 and float64 only (the losses
 compute float16/bfloat16 in float32 before they get here). Tested against the definition and
 float64 at the hard cases (identical, degenerate, inverted and point boxes, float16 inputs, NaN).
@@ -34,9 +34,11 @@ _DTYPES = (torch.float32, torch.float64)
 # (kind, input, target, eps, gated) -> unreduced loss: the definition the kernel computes
 Definition = Callable[[str, Tensor, Tensor, float, bool], Tensor]
 _FOUR_OVER_PI2 = 4.0 / math.pi**2
-# pairs per chunk: the planes and some thirty (2, c) temporaries, about 1 MiB per 1024 pairs (float32),
-# stay in the last-level cache; measured on a 2-core CPU, 1M pairs (benchmarks/bench_boxes.py).
-CHUNK = 1 << 16
+# Pairs per chunk (the default of box_loss's chunk=). A chunk's workspace is about 155 bytes per pair in
+# float32 (10 MiB at 64K pairs): it stays in the last-level cache, and it adds to the peak memory, which
+# at 1M pairs is 28.8 MiB with the loss and the (M, 4) gradient (torchvision: 67.8 MiB; 128K-pair chunks:
+# 38.6 MiB). 64K also lets each per-pair operation split over two threads (torch's grain is 32768).
+_CHUNK = 1 << 16
 
 
 def eligible(input: Tensor, target: Tensor, weight: Tensor | None, eps: float) -> bool:
@@ -129,14 +131,14 @@ def _chunk(kind: str, z: Tensor, eps: float, gated: bool, loss: Tensor, grad: Te
     if kind == "log":
         # d(-ln max(iou, eps)) / d iou = -1 / iou where iou >= eps, 0 below
         r_u.mul_(torch.ge(iou, eps).to(iou.dtype).div_(iou_c))
-    g_i = (1 + iou).mul_(r_u).neg_()
-    g_a = iou.mul_(r_u)  # iou is used up
-    del r_u
+    g_a = iou.mul_(r_u)  # d loss / d area = iou / union (iou is used up)
+    # half of d loss / d inter = -(1 + iou) / union: a tie in the intersection's min or max shares it
+    g_i = torch.add(r_u, g_a, out=r_u).mul_(-0.5)
     g_c = None  # adjoint of the enclosing box's sides (cw, ch), times 1/4 (see below)
     if kind == "giou":
         r_c = torch.reciprocal(c_eps)
         del c_eps
-        g_i.add_(r_c)
+        g_i.add_(r_c, alpha=0.5)
         g_a.sub_(r_c)
         g_ac = union.mul_(r_c).mul_(r_c).mul_(0.25)  # d pen / d area_c = union / (area_c + eps)^2
         del r_c
@@ -168,7 +170,6 @@ def _chunk(kind: str, z: Tensor, eps: float, gated: bool, loss: Tensor, grad: Te
     del s, s_p, w, h
     g_s.mul_(torch.ge(d[0], 0, out=mask))  # the clamp passes the gradient at 0
     # the intersection's sides: iw = min(x2, u2) - max(x1, u1), ties shared equally (1/2 each)
-    g_i.mul_(0.5)
     g_w = torch.empty_like(iwh)
     torch.mul(g_i, ih, out=g_w[0])
     torch.mul(g_i, iw, out=g_w[1])
@@ -248,7 +249,7 @@ def box_loss(
     eps: float,
     gated: bool,
     definition: Definition,
-    chunk: int = CHUNK,
+    chunk: int = _CHUNK,
 ) -> Tensor:
     """The unreduced loss ``(M,)`` of ``(M, 4)`` boxes, as ``definition``; see :func:`eligible`.
 

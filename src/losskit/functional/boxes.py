@@ -258,8 +258,8 @@ def box_convert(boxes: Tensor, in_fmt: str, out_fmt: str) -> Tensor:
 
     Returns:
         Shape ``(..., 4)``, a new tensor (also when the formats are equal). Its dtype is torchvision's:
-        that of ``boxes``, except that a conversion to or from ``'cxcywh'`` of integer boxes halves
-        sizes and gives the default floating dtype.
+        that of ``boxes``, except that integer boxes converted to or from ``'cxcywh'`` (halves of
+        integers) give the default floating dtype.
 
     Raises:
         ValueError: if a format is unknown (torchvision's rotated formats included) or the last

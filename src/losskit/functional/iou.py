@@ -12,10 +12,11 @@ functions ``aligned_box_iou`` & co. It is what runs under ``torch.compile`` (it 
 ``fullgraph=True``), ``torch.func`` (``grad``, ``vmap``, ``jacrev``), forward-mode AD and double
 backward, and for ``eps=0``.
 
-The fast path. Plain eager calls on the CPU with a gradient to compute and ``target`` not requiring one
-(``losskit._kernels.boxes``) take one kernel instead: it computes the loss and its closed-form gradient
-together, chunk by chunk of pairs transposed into coordinate planes that stay in cache, keeps only the
-gradient for the backward pass, and is tested against this definition and float64 at the hard cases.
+The fast path. Plain eager calls on the CPU with ``eps > 0``, a gradient to compute for ``input`` and
+none for ``target`` (``losskit._kernels.boxes``) take one kernel instead: it computes the loss (with the
+definition's operations) and its closed-form gradient together, chunk by chunk of pairs transposed into
+coordinate planes that stay in cache, keeps only the gradient for the backward pass, and is tested
+against this definition and float64 at the hard cases. Nothing is compiled inside losskit.
 
 Robustness, for every loss: widths and heights are clamped at 0, so an inverted box (``x2 < x1``) has
 zero area rather than a negative one; the enclosing box is taken over all corners, so it contains both
