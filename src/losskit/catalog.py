@@ -211,9 +211,27 @@ CATALOG: tuple[LossInfo, ...] = (
         "Zhai et al., Sigmoid Loss for Language Image Pre-Training, ICCV 2023",
         "https://arxiv.org/abs/2303.15343",
     ),
+    # language model
+    LossInfo(
+        "linear_cross_entropy",
+        "LinearCrossEntropyLoss",
+        "language model",
+        "Linear cross-entropy: an LM head's loss without its logits (z-loss, soft-cap, vocabulary-parallel)",
+        "Wijmans et al., Cut Your Losses in Large-Vocabulary Language Models, ICLR 2025",
+        "https://arxiv.org/abs/2411.09009",
+    ),
 )
 
-FAMILIES: tuple[str, ...] = ("regression", "classification", "focal", "boxes", "margin", "metric", "contrastive")
+FAMILIES: tuple[str, ...] = (
+    "regression",
+    "classification",
+    "focal",
+    "boxes",
+    "margin",
+    "metric",
+    "contrastive",
+    "language model",
+)
 
 
 def by_function(name: str) -> LossInfo:
