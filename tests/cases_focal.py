@@ -44,9 +44,5 @@ CASES = [
         lambda r: LN.SoftmaxFocalLoss(gamma=1.5, reduction=r),
         labels="target",
         num_classes=5,
-        # test_func_vmap_equals_loop takes torch.func.grad of every input, the integer target
-        # included, which torch.func refuses; vmap over batched labels is tested in
-        # tests/test_focal.py (test_softmax_focal_vmap_over_class_indices).
-        vmap=False,
     ),
 ]
