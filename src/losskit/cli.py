@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-FULL_RUNTIME = "35 minutes"  # measured: see the report's step times for each experiment
+FULL_RUNTIME = "an hour"  # estimated from the quick run's CPU time per step and each step's size ratio
 EXTRA_HINT = (
     "losskit: the command line needs the 'atlas' extra: pip install 'losskit[atlas]' ({missing} is missing)"
 )
@@ -110,7 +110,8 @@ def build_app():
         full: bool = typer.Option(
             False,
             "--full/--quick",
-            help="--quick (default): at least 5 seeds per claim, about 4 minutes on 2 CPU cores. --full: at "
+            help="--quick (default): at least 5 seeds per claim, under 5 minutes on 2 idle CPU cores. "
+            "--full: at "
             "least 10 seeds and the complete experiments (the DIoU simulation at the paper's 1,715,000 "
             f"cases): about {FULL_RUNTIME} on 2 CPU cores.",
         ),

@@ -642,7 +642,7 @@ def _variants(spec: Own) -> list[tuple[str, dict]]:
 
 def _draw_curve(ax1, ax2, name: str, spec: Own) -> None:
     for label, params in _variants(spec):
-        x, loss, grad = loss_curve(name, params)
+        x, loss, grad = loss_curve(name, params, n=201)
         ax1.plot(x, loss, label=label)
         ax2.plot(x, grad, label=label)
     ax1.set_xlabel(PROBES[name].xlabel)
@@ -683,9 +683,9 @@ def _draw_margin(ax1, ax2, name: str, spec: Own) -> None:
     """Target logit at scale 1 (one other class at 90 degrees: loss = softplus(-f)) and the gradient at s=16."""
     for label, params in _variants(spec):
         p1 = {**params, "scale": 1.0}
-        x, loss, _ = loss_curve(name, p1)
+        x, loss, _ = loss_curve(name, p1, n=201)
         ax1.plot(torch.rad2deg(x), -torch.log(torch.expm1(loss)), label=label)
-        x, _l, grad = loss_curve(name, {**params, "scale": 16.0})
+        x, _l, grad = loss_curve(name, {**params, "scale": 16.0}, n=201)
         ax2.plot(torch.rad2deg(x), grad, label=label)
     ax1.set_ylim(-3.5, 1.1)
     ax1.set_title("target logit (scale 1)")

@@ -38,7 +38,7 @@ OPEN_IDS = 32
 P_IDS, K_IMGS = 32, 4  # batch: P identities x K images
 SCALES = {
     "tiny": {"seeds": 2, "steps": 60, "dim": 32, "hidden": 64, "copies": 1, "pic_steps": 20},
-    "quick": {"seeds": 5, "steps": 300, "dim": 64, "hidden": 192, "copies": 3, "pic_steps": 100},
+    "quick": {"seeds": 5, "steps": 300, "dim": 64, "hidden": 192, "copies": 3, "pic_steps": 60},
     "full": {"seeds": 10, "steps": 1500, "dim": 128, "hidden": 256, "copies": 4, "pic_steps": 400},
 }
 LOSSES = ("softmax", "center", "normface", "sphereface", "cosface", "arcface", "contrastive", "triplet")
