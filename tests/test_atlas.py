@@ -254,8 +254,11 @@ def test_every_catalogued_loss_is_in_exactly_one_family():
     assert {s.family for s in steps()} == set(FAMILIES)
     keys = [s.key for s in steps()]
     assert len(keys) == len(set(keys))
-    for f in FAMILY_TABLE:  # one chart, one parameter step, one experiment per family
-        assert f"chart-{f.key}" in keys and f"params-{f.key}" in keys and f.experiment in keys
+    for f in FAMILY_TABLE:  # a parameter step per family; its chart and experiment where it has them
+        assert f"params-{f.key}" in keys
+        assert f.chart is None or f"chart-{f.key}" in keys
+        assert f.experiment is None or f.experiment in keys
+    assert {"regression", "imbalance", "boxes", "faces"} <= {f.experiment for f in FAMILY_TABLE}
 
 
 # ---------------------------------------------------------------- the experiments' design
@@ -442,7 +445,8 @@ def test_report_and_claims_json(atlas_report):
     charts = [s for s in refs.imgs if s.endswith(".png")]
     assert len(charts) == len(set(charts)), [s for s in charts if charts.count(s) > 1]
     for f in FAMILY_TABLE:
-        assert f"family-{f.key}" in refs.ids and f"exp-{f.experiment}" in refs.ids
+        assert f"family-{f.key}" in refs.ids
+        assert f.experiment is None or f"exp-{f.experiment}" in refs.ids
     for i in CATALOG:  # one article per loss, showing its own charts (and no family chart)
         art = f"loss-{i.function}"
         assert art in refs.articles

@@ -120,10 +120,19 @@ FAMILY_TABLE: tuple[Family, ...] = (
     Family(
         "faces",
         "Faces and metric learning",
-        ("margin", "metric"),
-        "Margin softmax on cosine logits and losses on embedding distances: open-set recognition of identities.",
+        ("margin", "metric", "contrastive"),
+        "Margin softmax on cosine logits, losses on embedding distances and contrastive losses over a batch: "
+        "open-set recognition of identities, and representation learning.",
         "margin_curves",
         "faces",
+    ),
+    Family(
+        "language",
+        "Language-model heads",
+        ("language model",),
+        "Cross-entropy over a large vocabulary, streamed from the hidden states without the (N, V) logits.",
+        None,
+        None,
     ),
 )
 FAMILIES = tuple(f.key for f in FAMILY_TABLE)

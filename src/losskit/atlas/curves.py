@@ -116,6 +116,12 @@ def _two_view_angle(pairs: bool):
     return call
 
 
+def _linear_logit(fn, x, params):
+    # a 1-d hidden state x through W = [[1], [0]]: logits (x, 0), the target class 0
+    w = torch.tensor([[1.0], [0.0]], dtype=x.dtype)
+    return fn(x[:, None], w, torch.zeros(len(x), dtype=torch.long), reduction="none", **params)
+
+
 def _fused_theta(fn, x, params):
     feats = torch.stack([torch.cos(x), torch.sin(x)], 1)  # unit embedding at angle theta from centre 0
     centers = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=x.dtype)
@@ -192,6 +198,9 @@ PROBES: dict[str, Probe] = {
     ),
     "facenet_triplet_loss": Probe(
         "distance anchor-negative (anchor-positive distance is 1)", _lin(0.0, 2.5), _triplet_negative
+    ),
+    "linear_cross_entropy": Probe(
+        "logit of the target class (the other class at 0)", _lin(-10.0, 10.0), _linear_logit
     ),
     "nt_xent_loss": Probe(
         "angle between the two views of a sample (radians)", _lin(0.0, math.pi, 61), _two_view_angle(False)
@@ -609,6 +618,10 @@ OWN: dict[str, tuple[Own, ...]] = {
     "triplet_margin_loss": (Own("margin", (0.2, 0.5, 1.0)),),
     "facenet_triplet_loss": (Own("margin", (0.1, 0.2, 0.5)),),
     "batch_triplet_loss": (Own("mining", ("batch_hard", "semi_hard", "batch_all"), kind="mining"),),
+    "linear_cross_entropy": (
+        Own("softcap", (None, 2.0, 5.0), note="logits capped at c tanh(z / c)"),
+        Own("z_loss", (0.0, 0.01, 0.1), note="PaLM's z-loss pulls log Z toward 0"),
+    ),
     "nt_xent_loss": (Own("temperature", (0.05, 0.1, 0.5), note="two samples, two views each"),),
     "supcon_loss": (Own("temperature", (0.05, 0.1, 0.5), note="two samples, two views each"),),
     "clip_loss": (Own("logit_scale", (1.0, 10.0, 100.0), note="two image-text pairs"),),
