@@ -33,8 +33,9 @@ ignored rows, weights, reductions) and autograd supplies the coefficients.
   empty.
 * ``target``: :math:`v_{i t_i}`, the target's value BEFORE scale and cap (the cosine for the margin
   losses, the raw target logit for an LM head); 0 for a row whose target is not among these classes.
-* ``logit_sum``: :math:`\sum_{j \in J_i} z_{ij}` when ``with_sum=True`` (label smoothing needs it);
-  zeros (and no gradient) otherwise.
+* ``logit_sum``: :math:`\sum_{j \in J_i} z_{ij}` when ``with_sum=True`` (label smoothing needs it;
+  :math:`\sum_j \omega_j z_{ij}` with per-class weights ``sum_weight`` :math:`\omega`, for class-weighted
+  label smoothing); zeros (and no gradient) otherwise.
 
 Backward: with upstream gradients :math:`\alpha_i` (of ``lse``), :math:`\tau_i` (of ``target``) and
 :math:`\beta_i` (of ``logit_sum``), the gradient w.r.t. a logit is
@@ -66,11 +67,25 @@ layouts:
 The caller makes sure every rank calls with matching shapes, dtypes and options (the margin loss
 exchanges an argument summary first: see ``losskit._comm.exchange_summary``).
 
+Gradients in forward (``softmax_loss``)
+---------------------------------------
+For a scalar loss that is a sum over rows of a function of each row's statistics (a language-model
+head's ``'mean'``/``'sum'`` cross-entropy), :func:`softmax_loss` streams the ROWS in chunks whose logits
+over every class fit the budget: each chunk's statistics come from one pass over the class blocks (all
+kept), the per-row coefficients from autograd through the caller's ``row_loss`` on those ``(k,)``
+statistics, and the chunk's gradients at once from the kept blocks. Three matrix products in all and
+no block recomputed, where :func:`softmax_stats` recomputes the blocks beyond ``keep_budget`` (its
+per-row coefficients are known only in backward); the class-vector gradient is accumulated over the
+row chunks in the class vectors' own dtype (so the caller uses it where that is the compute dtype).
+Backward scales the gradients by the upstream gradient and hands them over; one process only.
+
 Interface summary (for a new loss on this engine)
 -------------------------------------------------
 ``softmax_stats(x, weight, target, *, scale=None, bias=None, normalize=False, softcap=None,
 exclude_target=False, with_sum=False, chunk_size=None, keep_budget=KEEP_BUDGET, group=None,
-row_sizes=None) -> (lse, target, logit_sum)``. ``x`` must already be in the compute dtype (float32 for
+row_sizes=None, sum_weight=None) -> (lse, target, logit_sum)`` and ``softmax_loss(x, weight, target,
+row_loss, *, bias=None, softcap=None, with_sum=False, sum_weight=None, chunk_size=None,
+budget=KEEP_BUDGET) -> (total, lse)``. ``x`` must already be in the compute dtype (float32 for
 float16/bfloat16 inputs: the engine accumulates in ``x.dtype``), autocast must be off (wrap the call in
 ``losskit.functional._validation.no_autocast``), ``target`` is ``int64``. ``eligible(*tensors)`` says
 whether the engine may run (the shared rule ``losskit._kernels.eager_autograd``); elsewhere run the
