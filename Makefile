@@ -17,8 +17,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# ruff over the tree; mypy over the usage example that touches every public name (type checkers see the
+# explicit re-exports of losskit.functional, losskit.nn and losskit.distributed)
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy examples/api_usage.py
 
 # Debian's Chromium (needs root and apt), for the tests that open the atlas report and the documentation
 # site in a real headless browser. Where that is not possible: make test SKIP_BROWSER=1 (those tests skip).

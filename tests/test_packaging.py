@@ -85,3 +85,20 @@ def test_wheel_installs_and_imports_in_a_fresh_environment(tmp_path: Path):
     out = subprocess.run([str(python), "-c", code], check=True, capture_output=True, text=True, cwd=tmp_path)
     assert float(out.stdout.strip()) == pytest.approx(2.5)
     assert losskit.__version__ in wheel.name
+
+
+def test_usage_example_names_every_public_name_and_runs():
+    """examples/api_usage.py is what `make lint` type-checks: it must touch every public name."""
+    import losskit.distributed as LD
+
+    path = ROOT / "examples" / "api_usage.py"
+    text = path.read_text()
+    missing = [
+        f"{prefix}.{name}"
+        for prefix, module in (("LF", LF), ("LN", LN), ("LD", LD))
+        for name in module.__all__
+        if f"{prefix}.{name}" not in text
+    ]
+    assert missing == [], f"examples/api_usage.py does not use {missing}"
+    out = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, check=True, timeout=300)
+    assert "all finite: True" in out.stdout

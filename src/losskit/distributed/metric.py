@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, overload
 
 import torch
 import torch.distributed as dist
@@ -117,6 +117,38 @@ def _cross_rank_setup(
     ref = _comm.GatherRows.apply(embeddings, sizes, rank, group)
     ref_labels = _comm.all_gather_rows(labels.to(torch.int64), sizes, group)
     return ref, ref_labels, sum(sizes[:rank]), sizes
+
+
+@overload
+def cross_rank_batch_triplet_loss(
+    embeddings: Tensor,
+    labels: Tensor,
+    *,
+    process_group: Any,
+    margin: float = 0.2,
+    mining: str = "batch_hard",
+    distance: str = "euclidean",
+    soft_margin: bool = False,
+    return_stats: Literal[False] = False,
+    weight: Tensor | None = None,
+    reduction: Reduction = "mean",
+) -> Tensor: ...
+
+
+@overload
+def cross_rank_batch_triplet_loss(
+    embeddings: Tensor,
+    labels: Tensor,
+    *,
+    process_group: Any,
+    margin: float = 0.2,
+    mining: str = "batch_hard",
+    distance: str = "euclidean",
+    soft_margin: bool = False,
+    return_stats: Literal[True],
+    weight: Tensor | None = None,
+    reduction: Reduction = "mean",
+) -> tuple[Tensor, TripletStats]: ...
 
 
 def cross_rank_batch_triplet_loss(

@@ -22,7 +22,7 @@ function, its Module or its cross-rank form), so that every error names it.
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple, cast
+from typing import Literal, NamedTuple, cast, overload
 
 import torch
 import torch.nn.functional as F
@@ -751,6 +751,42 @@ def _batch_all(d: Tensor, positive: Tensor, negative: Tensor, alpha: float) -> t
     # rounding can leave a tiny negative where every hinge is tiny; the true value is >= 0.
     pair = torch.where(positive, pair.clamp_min(0.0), torch.zeros_like(pair))
     return pair.sum(dim=1), torch.where(positive, k, torch.zeros_like(k)).sum()
+
+
+@overload
+def batch_triplet_loss(
+    embeddings: Tensor,
+    labels: Tensor,
+    *,
+    margin: float = 0.2,
+    mining: Mining = "batch_hard",
+    distance: Distance = "euclidean",
+    soft_margin: bool = False,
+    ref_embeddings: Tensor | None = None,
+    ref_labels: Tensor | None = None,
+    anchor_offset: int | None = 0,
+    return_stats: Literal[False] = False,
+    weight: Tensor | None = None,
+    reduction: Reduction = "mean",
+) -> Tensor: ...
+
+
+@overload
+def batch_triplet_loss(
+    embeddings: Tensor,
+    labels: Tensor,
+    *,
+    margin: float = 0.2,
+    mining: Mining = "batch_hard",
+    distance: Distance = "euclidean",
+    soft_margin: bool = False,
+    ref_embeddings: Tensor | None = None,
+    ref_labels: Tensor | None = None,
+    anchor_offset: int | None = 0,
+    return_stats: Literal[True],
+    weight: Tensor | None = None,
+    reduction: Reduction = "mean",
+) -> tuple[Tensor, TripletStats]: ...
 
 
 def batch_triplet_loss(

@@ -5,7 +5,7 @@ Each Module calls the family's one definition with its own name, so every error 
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Literal, cast, overload
 
 import torch
 from torch import Tensor, nn
@@ -279,6 +279,32 @@ class TripletLoss(nn.Module):
         check_reduction(name, reduction)
         self.mining, self.distance = mining, distance
         self.soft_margin, self.reduction = soft_margin, reduction
+
+    @overload
+    def forward(
+        self,
+        embeddings: Tensor,
+        labels: Tensor,
+        weight: Tensor | None = None,
+        *,
+        ref_embeddings: Tensor | None = None,
+        ref_labels: Tensor | None = None,
+        anchor_offset: int | None = 0,
+        return_stats: Literal[False] = False,
+    ) -> Tensor: ...
+
+    @overload
+    def forward(
+        self,
+        embeddings: Tensor,
+        labels: Tensor,
+        weight: Tensor | None = None,
+        *,
+        ref_embeddings: Tensor | None = None,
+        ref_labels: Tensor | None = None,
+        anchor_offset: int | None = 0,
+        return_stats: Literal[True],
+    ) -> tuple[Tensor, M.TripletStats]: ...
 
     def forward(
         self,
