@@ -19,7 +19,7 @@ TORCH_PIN="torch==2.14.1"
 TORCHVISION_PIN="torchvision==0.29.1"
 PML_PIN="pytorch-metric-learning==2.9.0"
 OPEN_CLIP_PIN="open-clip-torch==3.3.0"
-STAMP="$VENV/.stamp-bench-v2"  # v2: open_clip added
+STAMP="$VENV/.stamp-bench-v3"  # v2: open_clip added; v3: the test tools (parity tests run here)
 
 if [[ -f "$STAMP" ]]; then
     echo "setup_bench_env: $VENV is ready (remove $STAMP to rebuild)"
@@ -46,6 +46,9 @@ echo "setup_bench_env: installing $OPEN_CLIP_PIN"
 
 # losskit itself, editable and without dependencies, so the pinned torch above stays.
 echo "setup_bench_env: installing losskit (editable, --no-deps)"
+# the test tools, so that the parity tests (pytest.importorskip on the peers) run here too
+"${PIP[@]}" install --quiet "pytest>=8" "pytest-xdist>=3.5" "hypothesis>=6.100" "$TORCH_PIN"
+
 "${PIP[@]}" install --quiet --no-deps -e .
 
 "$VENV/bin/python" - <<'PY'
