@@ -163,6 +163,14 @@ def _mask_targets(z: Tensor, t: Tensor, start: int, value: float) -> None:
     z.scatter_(1, idx, torch.where(inside[:, None], value, z.gather(1, idx)))
 
 
+def _add_targets(z: Tensor, t: Tensor, start: int, value: Tensor) -> None:
+    """Add ``value[i]`` to ``z[i, t[i] - start]`` in place where the target falls in this block."""
+    k = z.shape[1]
+    idx = t - start
+    inside = (idx >= 0) & (idx < k)
+    z.scatter_add_(1, idx.clamp(0, k - 1)[:, None], torch.where(inside, value, 0.0)[:, None])
+
+
 def _flat(buf: Tensor, rows: int, cols: int) -> Tensor:
     """A ``(rows, cols)`` view of the front of a flat workspace (reused block after block: a fresh
     multi-megabyte allocation per block costs page faults that take longer than the element-wise work)."""
@@ -309,8 +317,12 @@ def _backward_loop(
     floor = _exp_floor(dt)
     zeros = x.new_zeros(n)
     alpha = zeros if g_lse is None else g_lse
+    # class vectors in a lower precision (a bfloat16 head): the target term joins each block's products,
+    # accumulated over all rows in the compute dtype with every other term and rounded once, instead of
+    # an index_add_ in the class vectors' dtype (atomic bfloat16 additions on CUDA)
+    fold = g_t is not None and need_w and w.dtype != dt and s is None and into is None
     # the fast form (no logit-sum gradient, no cap): G = alpha p, with alpha applied on the (N, D) side
-    fast = g_sum is None and cfg.softcap is None
+    fast = g_sum is None and cfg.softcap is None and not fold
     row = alpha if fast else x.new_ones(n)  # the row factor left out of the (N, k) block
     sr = row if s is None else row * s  # (N,)
     gxs = x * sr[:, None] if need_w else None  # (N, D): dL/du_j = sum_i G_ij s_i x_i
@@ -360,6 +372,9 @@ def _backward_loop(
                 p.mul_(1 - (z / cfg.softcap).square())  # cap'(a) = 1 - tanh^2 = 1 - (z / c)^2
         if cfg.exclude_target:
             _mask_targets(p, t, a, 0.0)  # G of an excluded class is 0 (also where cap' gave -inf)
+        if fold:
+            assert g_t is not None
+            _add_targets(p, t, a, g_t)  # d(g_t v_t) / dv_t = g_t, at the target's column
         if need_x or need_s:
             acc.addmm_(p, u)
         if acc_b is not None:
@@ -387,7 +402,7 @@ def _backward_loop(
     if need_s:
         gs = torch.linalg.vecdot(x, acc) if acc_b is None else torch.linalg.vecdot(x, acc) + acc_b
         gs = gs * row
-    if g_t is not None and w.shape[0] > 0 and t.numel() > 0:
+    if g_t is not None and w.shape[0] > 0 and t.numel() > 0 and not fold:
         # the target term, once for all rows (the projection is linear: adding it after the blocks
         # equals adding it inside them): d v_t / d (x, u_t, b_t) = (u_t, x, 1)
         inside, idx, u_t = _target_vectors(blk, t)
