@@ -88,12 +88,13 @@ def _chunk(kind: str, z: Tensor, eps: float, gated: bool, loss: Tensor, grad: Te
     iou = inter / union
     del inter
     if kind in ("giou", "diou", "ciou"):
-        b_hi = torch.maximum(lo, hi)  # each box's corners in order, whatever its orientation
-        b_lo = torch.minimum(lo, hi)
-        cwh = torch.maximum(b_hi[0], b_hi[1]).sub_(torch.minimum(b_lo[0], b_lo[1]))  # enclosing box
-        # which corners are extreme, for the gradient: the signs of the ties of the max and the min
-        tie_hi = torch.sub(b_hi[0], b_hi[1], out=b_hi[0]).sign_()
-        tie_lo = torch.sub(b_lo[1], b_lo[0], out=b_lo[1]).sign_()
+        e = torch.empty_like(z)  # (corner, box, axis, c): each box's corners in order
+        torch.minimum(lo, hi, out=e[0])
+        torch.maximum(lo, hi, out=e[1])
+        cwh = torch.maximum(e[1, 0], e[1, 1]).sub_(torch.minimum(e[0, 0], e[0, 1]))  # enclosing box
+        # for the gradient, the signs of the ties of the enclosing box's min and max, (corner, axis, c):
+        # sign(min_p - min_t) = -L and sign(max_p - max_t) = K
+        ties = torch.sub(e[:, 0], e[:, 1], out=e[:, 0]).sign_()
         if kind == "giou":
             area_c = cwh[0] * cwh[1]
             c_eps = area_c + eps
@@ -176,23 +177,24 @@ def _chunk(kind: str, z: Tensor, eps: float, gated: bool, loss: Tensor, grad: Te
     del g_i, iwh, iw, ih
     g_w.mul_(torch.ge(i_raw, 0, out=mask))
     del i_raw
-    g = torch.empty_like(z[:, 0])  # (corner, axis, c): d loss / d (x1, y1), d loss / d (x2, y2)
-    tie = torch.sub(hi_t, hi_p, out=mask).sign_()
-    torch.addcmul(g_w, g_w, tie, out=g[1]).add_(g_s)
-    tie = torch.sub(lo_p, lo_t, out=mask).sign_()
-    torch.addcmul(g_w, g_w, tie, out=g[0]).add_(g_s).neg_()
-    del g_w, g_s, tie
+    # (corner, axis, c): d loss / d (x1, y1) and d loss / d (x2, y2). The ties of the intersection:
+    # x2 as min(x2, u2) has the share (1 + sign(u2 - x2)) / 2, x1 as max(x1, u1) (1 - sign(u1 - x1)) / 2
+    g = torch.sub(z[:, 1], z[:, 0], out=torch.empty_like(z[:, 0])).sign_()
+    g.mul_(g_w)  # (g_w sign(u1 - x1), g_w sign(u2 - x2)), g_w already halved
+    g_s.add_(g_w)
+    g[1].add_(g_s)  # d / d x2 = g_w (1 + sign(u2 - x2)) + d / dw
+    g[0].sub_(g_s)  # d / d x1 = -g_w (1 - sign(u1 - x1)) - d / dw
+    del g_w, g_s
     if g_c is not None:
         # cw = max(box corners) - min(box corners): the prediction's largest corner takes the max's
         # share K' = (1 + K) / 2, its smallest the min's L' = (1 + L) / 2 (K, L the signs of the ties),
         # and x2 is the largest corner with share (1 + sign(w)) / 2, x1 with the rest:
         # d cw / d x2 = (K - L + sign(w) (2 + K + L)) / 4, d cw / d x1 = (K - L - sign(w) (2 + K + L)) / 4
-        b = torch.add(tie_hi, tie_lo, out=mask).add_(2).mul_(d[0].sign_())
-        a = tie_hi.sub_(tie_lo)
-        del tie_lo, b_hi, b_lo
-        g[1].addcmul_(g_c, a + b)
+        a = ties[1] + ties[0]  # K - L
+        b = torch.sub(ties[1], ties[0], out=ties[1]).add_(2).mul_(d[0].sign_())  # (K + L + 2) sign(w)
+        g[1].addcmul_(g_c, torch.add(a, b, out=ties[0]))
         g[0].addcmul_(g_c, a.sub_(b))
-        del a, b, g_c
+        del a, b, ties, e, g_c
         if kind != "giou":
             g.add_(g_off)  # both corners
     grad.view(-1, 2, 2).permute(1, 2, 0).copy_(g)  # into the (c, 4) rows
