@@ -117,8 +117,8 @@ def overlap(
     Private to losskit (no input checks): ``boxes1`` and ``boxes2`` are floating point, of one dtype.
     """
     # unit-stride coordinate planes rather than stride-4 views: under torch.compile the fused kernels
-    # then vectorise (CIoU's atan2 included: 5x faster at 1M pairs on the CPU), and eagerly the
-    # elementwise operations that follow run on contiguous data
+    # then vectorise, atan2 included (1M pairs on the CPU: GIoU 2x, CIoU 4x faster than from views),
+    # and eagerly the elementwise operations that follow run on contiguous data
     x1, y1, x2, y2 = boxes1.movedim(-1, 0).contiguous().unbind(0)
     u1, v1, u2, v2 = boxes2.movedim(-1, 0).contiguous().unbind(0)
     w1, h1 = _relu(x2 - x1), _relu(y2 - y1)  # inverted boxes: zero area
