@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp-setup
 TORCH_PIN := torch==2.13.0
 
-.PHONY: setup test lint demo docs bench bench-env bench-peers browser clean
+.PHONY: setup test test-floor lint demo docs bench bench-env bench-peers browser clean
 
 setup: $(STAMP)
 
@@ -56,6 +56,12 @@ bench-env:
 
 bench-peers: setup bench-env
 	.venv-bench/bin/python benchmarks/run.py
+
+# The suite on the LOWEST torch pyproject.toml declares, in its own environment (.venv-floor, a PyPI
+# CUDA build of about 3 GB that runs on the CPU); README.md records the last result.
+test-floor:
+	bash scripts/setup_floor_env.sh
+	.venv-floor/bin/pytest -q -n 2 --dist loadgroup
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

@@ -10,7 +10,7 @@ PYTHON="${PYTHON:-python3}"
 VENV="${FLOOR_VENV:-.venv-floor}"
 # the floor declared in pyproject.toml's dependencies ("torch>=X.Y"), installed at its last patch release
 FLOOR_PIN="${FLOOR_PIN:-torch==2.4.1}"
-STAMP="$VENV/.stamp-floor"
+STAMP="$VENV/.stamp-floor-v2"  # v2: the dev extras
 
 if [[ -f "$STAMP" ]]; then
     echo "setup_floor_env: $VENV is ready (remove $STAMP to rebuild)"
@@ -19,9 +19,8 @@ fi
 "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 echo "setup_floor_env: installing $FLOOR_PIN"
-"$VENV/bin/python" -m pip install --quiet "$FLOOR_PIN" "numpy<2"
-# the test tools, without letting anything move torch
-"$VENV/bin/python" -m pip install --quiet "$FLOOR_PIN" "pytest>=8" "pytest-xdist>=3.5" "hypothesis>=6.100"
-"$VENV/bin/python" -m pip install --quiet --no-deps -e .
+"$VENV/bin/python" -m pip install --quiet "$FLOOR_PIN"
+# losskit and everything `make test` uses, the torch pin repeated so that nothing moves torch
+"$VENV/bin/python" -m pip install --quiet -e '.[dev]' "$FLOOR_PIN"
 "$VENV/bin/python" -c "import torch, losskit; print('setup_floor_env: ok torch', torch.__version__)"
 touch "$STAMP"
