@@ -76,9 +76,6 @@ CASES = [
         module_reference=_module_reference,
         labels="target",
         num_classes=V,
-        # torch.func.grad of the integer target is refused (as for cross_entropy); vmap over the
-        # hidden states is tested in tests/test_linear_cross_entropy.py
-        vmap=False,
         variant="extras",
     ),
     Case(
@@ -92,7 +89,6 @@ CASES = [
         batch_split=False,  # the head and the class weights are not per token
         labels="target",
         num_classes=V,
-        vmap=False,
         variant="head",
     ),
 ]
