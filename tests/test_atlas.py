@@ -20,6 +20,7 @@ from losskit.atlas import FAMILIES, FAMILY_TABLE, Unavailable, family_losses, re
 from losskit.atlas.curves import OWN, PROBES, loss_curve
 from losskit.atlas.guide import TASKS, load_claims, recommend
 from losskit.atlas.stats import (
+    DETERMINISTIC,
     HELD,
     INCONCLUSIVE,
     NON_INFERIORITY,
@@ -102,6 +103,21 @@ def test_superiority_rule(effects, verdict, why):
 )
 def test_non_inferiority_rule(effects, verdict):
     assert decide(effects, delta=1.0, kind=NON_INFERIORITY).verdict == verdict
+
+
+def test_deterministic_rule():
+    # one exact measurement: the margin by which the bound is met at the worst size decides, no interval
+    held = decide([3.5], delta=0.01, kind=DETERMINISTIC)
+    assert held.verdict == HELD and held.interval.low == held.interval.high == 3.5
+    assert decide([0.0], delta=0.01, kind=DETERMINISTIC).verdict == HELD  # the bound met exactly
+    assert decide([-0.2], delta=0.01, kind=DETERMINISTIC).verdict == NOT_HELD
+    assert decide([float("nan")], delta=0.01, kind=DETERMINISTIC).verdict == INCONCLUSIVE
+    with pytest.raises(ValueError, match="one measurement"):
+        decide([1.0, 2.0], delta=0.01, kind=DETERMINISTIC)
+    c = Claim.measure(**{**_claim_kwargs(), "unit": "points"}, effects=[2.0], kind=DETERMINISTIC)
+    assert c.interval_text() == "+2 points (exact: one deterministic measurement)"
+    d = c.to_dict()
+    assert d["verdict"] == HELD and d["interval"]["method"] == "exact" and "no randomness" in d["rule"]
 
 
 def test_unresolvable_experiments_are_inconclusive_with_the_reason():
@@ -258,19 +274,61 @@ def test_every_catalogued_loss_is_in_exactly_one_family():
         assert f"params-{f.key}" in keys
         assert f.chart is None or f"chart-{f.key}" in keys
         assert f.experiment is None or f.experiment in keys
-    assert {"regression", "imbalance", "boxes", "faces"} <= {f.experiment for f in FAMILY_TABLE}
+    assert {"regression", "imbalance", "boxes", "faces", "contrastive", "lm_head"} <= {
+        f.experiment for f in FAMILY_TABLE
+    }
 
 
 # ---------------------------------------------------------------- the experiments' design
 def test_experiments_have_the_power_to_answer():
-    from losskit.atlas.experiments import boxes, faces, imbalance, regression
+    from losskit.atlas.experiments import boxes, contrastive, faces, imbalance, regression
 
-    for mod in (regression, imbalance, faces):
+    for mod in (regression, imbalance, faces, contrastive):
         assert mod.SCALES["quick"]["seeds"] >= 5 and mod.SCALES["full"]["seeds"] >= 10
     assert boxes.SCALES["quick"]["replicates"] >= 5 and boxes.SCALES["full"]["replicates"] >= 10
     assert boxes.SCALES["quick"]["points"] >= 200
     assert boxes.SCALES["full"]["points"] * 343 == 1_715_000  # the paper's cases
     assert faces.OPEN_IDS >= 20 and faces.SCALES["quick"]["dim"] >= 32 and faces.SCALES["full"]["dim"] >= 32
+    # the contrastive claims: NT-Xent's low temperature at most 0.2 against 1, CLIP's batch against the
+    # small one (SigLIP's claim at it, at most 64)
+    assert contrastive.LOW_T <= 0.2 and contrastive.HIGH_T == 1.0 and contrastive.SMALL_B <= 64
+    for cfg in contrastive.SCALES.values():
+        assert max(cfg["batches"]) > contrastive.SMALL_B in cfg["batches"]
+        assert contrastive.SMALL_B in cfg["siglip_batches"]
+    # faces: the learning rates and the triplet options come from the validation sweep's grid
+    assert set(faces.LR) == set(faces.LOSSES) and set(faces.LR.values()) <= set(faces.LR_GRID)
+    assert faces.TRIPLET in faces.TRIPLET_GRID
+
+
+def test_contrastive_scores_by_construction():
+    from losskit.atlas.experiments.contrastive import halves, knn_accuracy, retrieval_at_1
+
+    bank, labels = torch.eye(4), torch.arange(4)
+    query = torch.eye(4)[[0, 1, 2, 3]] + 0.1 * torch.eye(4)[[1, 2, 3, 0]]  # each nearest its own row
+    assert knn_accuracy(bank, labels, query, labels) == 100.0
+    assert knn_accuracy(bank, labels, query, labels.roll(1)) == 0.0
+    a = torch.eye(5)
+    assert retrieval_at_1(a, a) == 100.0
+    # a -> b right for rows 0..2 only (rows 3 and 4 swapped), and the same back: 60%
+    assert retrieval_at_1(a, a[[0, 1, 2, 4, 3]]) == pytest.approx(60.0)
+    left, right = halves(torch.arange(256.0)[None])
+    assert left.shape == right.shape == (1, 128) and left[0, :8].tolist() == list(range(8))
+    assert right[0, :8].tolist() == list(range(8, 16))
+
+
+def test_peak_bytes_counts_live_storages():
+    from losskit.atlas.experiments.lm_head import PeakBytes
+
+    x = torch.ones(1000)  # made before the mode: not counted
+    with PeakBytes() as mode:
+        a = x * 2  # 4000 bytes
+        b = a + 1  # 8000 alive
+        v = b[:10]  # a view: no new storage
+        b.mul_(2)  # in place: no new storage
+        del a
+        c = torch.ones(500)  # 6000 alive (b and c)
+    assert mode.peak == 8000 and mode.now == 6000
+    assert v.sum() > 0 and c.sum() == 500
 
 
 def test_glyph_identities():
@@ -417,8 +475,14 @@ def test_report_and_claims_json(atlas_report):
     assert "Report:" in result.output and "atlas (tiny) took" in result.output
     data = json.loads((out / "results.json").read_text())
     status = {s["key"]: s["status"] for s in data["steps"]}
-    assert set(status) >= {"regression", "imbalance", "boxes", "faces"}
+    assert set(status) >= {"regression", "imbalance", "boxes", "faces", "contrastive", "lm_head"}
     assert all(v == "ok" for v in status.values()), status  # every family works at the end
+    # the head's memory: eager holds the (N, V) log-softmax and its gradient at once (2 N V floats at
+    # least); the streamed loss less than the logits alone at the largest V
+    lm = next(s for s in data["steps"] if s["key"] == "lm_head")["metrics"]
+    n, v = lm["tokens"], lm["vocab"][-1]
+    assert lm["workspace_mib"]["eager"][-1] * 2**20 >= 2 * n * v * 4
+    assert lm["workspace_mib"]["losskit"][-1] * 2**20 < lm["workspace_mib"]["eager"][-1] * 2**20
     claims = json.loads((out / "claims.json").read_text(encoding="utf-8"))
     assert claims["mode"] == "tiny" and claims["level"] == 0.95
     records = claims["claims"]
@@ -426,12 +490,16 @@ def test_report_and_claims_json(atlas_report):
     assert [c["id"] for c in records] == [c["id"] for s in data["steps"] for c in s["claims"]]
     for c in records:
         assert c["verdict"] in (HELD, NOT_HELD, INCONCLUSIVE)
-        assert c["seeds"] == len(c["per_seed_effects"]) >= 2
+        if c["kind"] == "deterministic":  # one exact measurement, said so in the rule
+            assert c["seeds"] == len(c["per_seed_effects"]) == 1 and "no randomness" in c["rule"]
+        else:
+            assert c["seeds"] == len(c["per_seed_effects"]) >= 2
         assert c["minimal_effect"] > 0 and c["rule"] and c["reason"] and c["claim"] and c["loss"]
         lo, hi = c["interval"]["low"], c["interval"]["high"]
-        assert lo <= c["effect"] <= hi
+        assert c["effect"] is None or lo <= c["effect"] <= hi
         # the verdict is the rule's, recomputed from the per-seed effects (unless the experiment said why not)
-        d = decide(c["per_seed_effects"], delta=c["minimal_effect"], kind=c["kind"])
+        effects = [math.nan if e is None else e for e in c["per_seed_effects"]]
+        d = decide(effects, delta=c["minimal_effect"], kind=c["kind"])
         assert c["verdict"] == d.verdict or "chance" in c["reason"] or "ceiling" in c["reason"]
 
     page = (out / "index.html").read_text(encoding="utf-8")
@@ -455,7 +523,7 @@ def test_report_and_claims_json(atlas_report):
         assert all(i.function in s for s in own), (art, own)  # its own charts (sweeps too), none of others
     for c in records:
         assert f"claim-{c['id']}" in refs.ids
-        assert f"{c['seeds']} seeds" in page
+        assert f"{c['seeds']} seeds" in page or c["kind"] == "deterministic"
     for h in refs.hrefs:  # every in-page link lands; claims.json is linked
         if h.startswith("#"):
             assert h[1:] in refs.ids, h

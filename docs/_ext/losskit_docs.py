@@ -139,7 +139,10 @@ class LosskitClaims(Directive):
         rows = []
         for c in data["claims"]:
             lo, hi = c["interval"]["low"], c["interval"]["high"]
-            iv = "no interval" if lo is None else f"[{lo:+.3g}, {hi:+.3g}]"
+            if c.get("kind") == "deterministic":
+                iv = "exact (deterministic: one measurement)"
+            else:
+                iv = "no interval" if lo is None else f"[{lo:+.3g}, {hi:+.3g}]"
             eff = "n/a" if c["effect"] is None else f"{c['effect']:+.3g}"
             href = f"atlas/index.html#claim-{html.escape(c['id'])}"
             rows.append(

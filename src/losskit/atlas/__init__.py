@@ -62,6 +62,8 @@ class StepResult:
     advice: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     # function name -> figure roles of this step that belong in that loss's own section
     per_loss: dict[str, list[str]] = field(default_factory=dict)
+    # tables shown after the figures: {"caption": str, "header": [str], "rows": [[str]]}
+    tables: list[dict] = field(default_factory=list)
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
@@ -120,11 +122,19 @@ FAMILY_TABLE: tuple[Family, ...] = (
     Family(
         "faces",
         "Faces and metric learning",
-        ("margin", "metric", "contrastive"),
-        "Margin softmax on cosine logits, losses on embedding distances and contrastive losses over a batch: "
-        "open-set recognition of identities, and representation learning.",
+        ("margin", "metric"),
+        "Margin softmax on cosine logits and losses on embedding distances: open-set recognition of identities.",
         "margin_curves",
         "faces",
+    ),
+    Family(
+        "contrastive",
+        "Contrastive representation learning",
+        ("contrastive",),
+        "Losses over a whole batch of embeddings at a temperature: two views of an image (NT-Xent, SupCon with "
+        "labels) and paired modalities (CLIP's softmax, SigLIP's sigmoid).",
+        "contrastive_curves",
+        "contrastive",
     ),
     Family(
         "language",
@@ -132,7 +142,7 @@ FAMILY_TABLE: tuple[Family, ...] = (
         ("language model",),
         "Cross-entropy over a large vocabulary, streamed from the hidden states without the (N, V) logits.",
         None,
-        None,
+        "lm_head",
     ),
 )
 FAMILIES = tuple(f.key for f in FAMILY_TABLE)

@@ -515,6 +515,75 @@ def margin_curves(out: Path, mode: str) -> StepResult:
     )
 
 
+CONTRASTIVE = (
+    ("nt_xent_loss", "NT-Xent", lambda t: {"temperature": t}),
+    ("supcon_loss", "SupCon (base temperature = temperature)", lambda t: {"temperature": t, "base_temperature": t}),
+    ("clip_loss", "CLIP (logit_scale = 1 / temperature)", lambda t: {"logit_scale": 1.0 / t}),
+    ("siglip_loss", "SigLIP (logit_scale = 1 / temperature, bias 0)", lambda t: {"logit_scale": 1.0 / t, "logit_bias": 0.0}),
+)  # fmt: skip
+CONTRASTIVE_ANGLES = (30.0, 120.0)  # degrees between the two views of sample 0
+
+
+def contrastive_curves(out: Path, mode: str) -> StepResult:
+    """The contrastive losses against the temperature, on the batch of their own charts (two samples,
+    two views each: sample 0's views theta apart, sample 1 at 90 degrees): the loss at two angles, and
+    its gradient with respect to the angle, which a low temperature sharpens."""
+    require(*(c[0] for c in CONTRASTIVE))
+    from .. import functional as LF
+
+    temps = torch.logspace(math.log10(0.02), math.log10(2.0), 61, dtype=torch.float64)
+    plt = pyplot()
+    fig, a1, a2 = _pair(plt, 10.0)
+    values: dict[str, dict[str, list[float]]] = {}
+    for i, (name, label, params) in enumerate(CONTRASTIVE):
+        probe = _two_view_angle(name in ("clip_loss", "siglip_loss"))
+        fn = getattr(LF, name)
+        for j, deg in enumerate(CONTRASTIVE_ANGLES):
+            loss, grad = [], []
+            for t in temps.tolist():
+                theta = torch.tensor([math.radians(deg)], dtype=torch.float64, requires_grad=True)
+                v = probe(fn, theta, params(t))
+                (g,) = torch.autograd.grad(v.sum(), theta)
+                loss.append(float(v.detach()))
+                grad.append(float(g))
+            ls = "-" if j == 0 else "--"
+            lw = 3.0 if i == 0 else 1.4  # NT-Xent lies under SupCon on this batch: drawn wide
+            kw = {"color": PALETTE[i % len(PALETTE)], "lw": lw}
+            a1.plot(temps, loss, ls, label=f"{label}, {deg:g} deg" if j == 0 else None, **kw)
+            if j == 0:
+                a2.plot(temps, grad, ls, label=label, **kw)
+            values[f"{name} {deg:g}"] = {"loss": loss[::10], "grad": grad[::10]}
+    for a in (a1, a2):
+        a.set_xscale("log")
+        a.set_xlabel("temperature")
+    a1.set_yscale("log")
+    a1.set_title(
+        f"loss: views {CONTRASTIVE_ANGLES[0]:g} deg apart (solid), {CONTRASTIVE_ANGLES[1]:g} (dashed)"
+    )
+    a2.set_title(f"d loss / d theta at {CONTRASTIVE_ANGLES[0]:g} deg: the pull between the views")
+    a1.legend(fontsize=7)
+    f = save(fig, out, "chart_contrastive.png")
+    return StepResult(
+        "chart-contrastive",
+        "Contrastive representation learning: the family compared",
+        "chart",
+        figures={"family": f},
+        captions={
+            "family": "The four contrastive losses against the temperature (CLIP and SigLIP take logit_scale = "
+            "1 / temperature; SigLIP with bias 0) on one batch: two samples seen twice, sample 0's two views "
+            f"{CONTRASTIVE_ANGLES[0]:g} (solid) or {CONTRASTIVE_ANGLES[1]:g} degrees (dashed) apart, sample 1's "
+            "views together at 90 degrees. Right: the gradient with respect to the angle between sample 0's "
+            "views. NT-Xent (wide) and SupCon coincide here: each sample's one positive is its other view, as "
+            "SupCon reduces to NT-Xent when labels pair only the views. A low temperature concentrates the softmax "
+            "losses on hard cases: the loss of views far apart (dashed) grows as 1 / temperature, that of views "
+            "already close (solid) and its pull vanish, while at a high temperature every pair looks alike; "
+            "SigLIP with bias 0 keeps pushing its negatives apart at any temperature. Each loss's own section "
+            "shows it against the angle at several temperatures."
+        },
+        metrics={"temperature": temps[::10].tolist(), "curves": values},
+    )
+
+
 # --------------------------------------------------------------------------------------------------
 # Each loss over its own parameters
 

@@ -148,6 +148,15 @@ def _figure(fname: str, caption: str) -> str:
     )
 
 
+def _table(t: dict) -> str:
+    """A measurement table of an experiment: caption, header row, rows of text (escaped)."""
+    head = "".join(f"<th>{_e(h)}</th>" for h in t["header"])
+    rows = "".join(
+        "<tr>" + "".join(f'<td class="num">{_e(c)}</td>' for c in row) + "</tr>" for row in t["rows"]
+    )
+    return f'<table class="measured"><caption>{_e(t["caption"])}</caption><tr>{head}</tr>{rows}</table>'
+
+
 def _num(c: Claim) -> str:
     return f'<span class="num">{_e(c.interval_text())}</span>'
 
@@ -226,6 +235,7 @@ def _experiment_html(r: StepResult, out: Path) -> str:
     parts.append(f"<p><b>Set-up.</b> {_e(r.setup)}</p>")
     own = {role for roles in r.per_loss.values() for role in roles}
     parts.extend(_figure(f, r.captions.get(role, "")) for role, f in r.figures.items() if role not in own)
+    parts.extend(_table(t) for t in r.tables)
     forest = forest_plot(r.claims, out, f"forest_{r.key}.png")
     if forest:
         parts.append(

@@ -20,6 +20,12 @@ stated with the claim (the negligible band is ``(-delta, delta)``):
   ``-delta`` (A is not worse by a meaningful amount); **did not hold** when the interval excludes
   zero on the wrong side and the mean is worse than ``-delta``; **inconclusive** otherwise.
 
+- ``deterministic`` claims (a measurement with no randomness, such as the bytes a computation
+  allocates: the same run gives the same number, so one measurement is the whole evidence and there
+  is no interval): the effect is the margin by which the claim's bound is met at its worst measured
+  configuration; **held** when it is at least 0, **did not hold** when it is below 0 (``delta`` is the
+  measurement's resolution, shown with the claim, not a band).
+
 A claim is also **inconclusive**, with the reason stated, when the experiment cannot resolve it:
 fewer than two seeds, or every method compared within a stated margin of chance or of the ceiling
 (:class:`Resolution`).
@@ -38,7 +44,8 @@ VERDICTS = (HELD, NOT_HELD, INCONCLUSIVE)
 
 SUPERIORITY = "superiority"
 NON_INFERIORITY = "non-inferiority"
-KINDS = (SUPERIORITY, NON_INFERIORITY)
+DETERMINISTIC = "deterministic"
+KINDS = (SUPERIORITY, NON_INFERIORITY, DETERMINISTIC)
 
 LEVEL = 0.95
 
@@ -152,6 +159,16 @@ def decide(
         raise ValueError(f"decide: delta (the minimal meaningful effect) must be > 0; got {delta}")
     if kind not in KINDS:
         raise ValueError(f"decide: kind must be one of {KINDS}; got {kind!r}")
+    if kind == DETERMINISTIC:
+        xs = [float(e) for e in effects]
+        if len(xs) != 1:
+            raise ValueError(f"decide: a deterministic claim has one measurement; got {len(xs)}")
+        exact = Interval(xs[0], xs[0], xs[0], 1, 0.0, level, "exact")
+        if math.isnan(xs[0]):
+            return Decision(INCONCLUSIVE, exact, "the measurement is undefined (NaN)")
+        if xs[0] >= 0:
+            return Decision(HELD, exact, "the bound is met at every measured size (deterministic)")
+        return Decision(NOT_HELD, exact, "the bound is missed at some measured size (deterministic)")
     ci = paired_interval(effects, level)
     if resolution is not None:
         why = resolution.reason()
@@ -222,6 +239,12 @@ def compare_to_best(
 def rule_text(kind: str, delta: float, unit: str) -> str:
     """The decision rule of a claim in words, as the report shows it."""
     d = f"{delta:g}{(' ' + unit) if unit else ''}"
+    if kind == DETERMINISTIC:
+        return (
+            "deterministic: the measurement has no randomness (the same run gives the same number), so "
+            "one measurement, no interval; the effect is the margin by which the claim's bound is met at "
+            f"the worst measured size; held if it is >= 0, did not hold if < 0 (resolution {d})"
+        )
     if kind == SUPERIORITY:
         return (
             f"paired over seeds, 95% t interval of the mean effect; held if the interval excludes 0 in the "
@@ -235,6 +258,7 @@ def rule_text(kind: str, delta: float, unit: str) -> str:
 
 
 __all__ = [
+    "DETERMINISTIC",
     "HELD",
     "INCONCLUSIVE",
     "KINDS",

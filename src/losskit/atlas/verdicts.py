@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .stats import (
+    DETERMINISTIC,
     HELD,
     INCONCLUSIVE,
     KINDS,
@@ -39,7 +40,7 @@ class Claim:
     effect_name: str  # what the effect is, e.g. "ArcFace minus softmax verification accuracy"
     unit: str  # unit of the effect, e.g. "points"
     delta: float  # minimal meaningful effect, in ``unit``
-    kind: str  # stats.SUPERIORITY or stats.NON_INFERIORITY
+    kind: str  # stats.SUPERIORITY, NON_INFERIORITY or DETERMINISTIC
     effects: list[float]  # per-seed effects, positive = claimed direction
     verdict: str
     effect: float  # mean effect
@@ -107,6 +108,8 @@ class Claim:
     def interval_text(self) -> str:
         """``+2.1 points [0.8, 3.4], 5 seeds``."""
         u = f" {self.unit}" if self.unit else ""
+        if self.kind == DETERMINISTIC:
+            return f"{fmt(self.effect, signed=True)}{u} (exact: one deterministic measurement)"
         if math.isnan(self.low):
             return f"{fmt(self.effect, signed=True)}{u} (no interval), {self.seeds} seed{'s' * (self.seeds != 1)}"
         return (
@@ -132,7 +135,12 @@ class Claim:
             "effect": num(self.effect),
             "effect_name": self.effect_name,
             "unit": self.unit,
-            "interval": {"low": num(self.low), "high": num(self.high), "level": 0.95, "method": "t"},
+            "interval": {
+                "low": num(self.low),
+                "high": num(self.high),
+                "level": 0.95,
+                "method": "exact" if self.kind == DETERMINISTIC else "t",
+            },
             "seeds": self.seeds,
             "per_seed_effects": [num(e) for e in self.effects],
             "minimal_effect": self.delta,
