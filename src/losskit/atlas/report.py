@@ -312,7 +312,10 @@ METHOD = (
     "(-delta, delta), and is <b>inconclusive</b> otherwise. A claim that a method matches another "
     "(non-inferiority) held when the whole interval lies above -delta. A claim is also inconclusive, with "
     "the reason shown, when the experiment cannot resolve it: every method compared within a stated margin "
-    "of chance or of the ceiling, or fewer than two seeds."
+    "of chance or of the ceiling, a validity check stated with the claim failed (a learned parameter the "
+    "claim depends on never left its initialisation), or fewer than two seeds. A measurement with no "
+    "randomness (the bytes a computation allocates) is one exact, <b>deterministic</b> measurement: such a "
+    "claim held when its bound is met at every measured size, and did not hold otherwise."
 )
 
 

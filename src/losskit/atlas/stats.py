@@ -27,8 +27,9 @@ stated with the claim (the negligible band is ``(-delta, delta)``):
   measurement's resolution, shown with the claim, not a band).
 
 A claim is also **inconclusive**, with the reason stated, when the experiment cannot resolve it:
-fewer than two seeds, or every method compared within a stated margin of chance or of the ceiling
-(:class:`Resolution`).
+fewer than two seeds, every method compared within a stated margin of chance or of the ceiling, or
+a validity check the experiment states with the claim failed (such as a learned parameter the claim
+depends on that never left its initialisation) (:class:`Resolution`).
 """
 
 from __future__ import annotations
@@ -119,9 +120,12 @@ class Resolution:
     ceiling: float | None
     margin: float
     metric: str = "score"
+    invalid: str | None = None  # a check of the experiment's own that failed, in words (shown as is)
 
     def reason(self) -> str | None:
         """Why the claim cannot be resolved, or None when it can."""
+        if self.invalid:
+            return self.invalid
         vals = list(self.scores.values())
         if not vals:
             return None

@@ -52,6 +52,7 @@ class Claim:
     figure: str | None = None  # file name of the supporting picture, beside index.html
     experiment: str = ""  # the experiment's key
     scores: dict[str, float] = field(default_factory=dict)  # mean score per compared method
+    unresolved: str | None = None  # why the experiment cannot resolve the claim (chance, ceiling, a check)
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
@@ -99,6 +100,7 @@ class Claim:
             figure=figure,
             experiment=experiment,
             scores=dict(resolution.scores) if resolution is not None else {},
+            unresolved=resolution.reason() if resolution is not None else None,
         )
 
     @property
@@ -148,6 +150,7 @@ class Claim:
             "rule": self.rule,
             "evidence": self.evidence,
             "scores": {k: num(v) for k, v in self.scores.items()},
+            "unresolved": self.unresolved,
             "figure": self.figure,
         }
 
