@@ -82,7 +82,7 @@ def _sigmoid_focal_terms(x: Tensor, y: Tensor, alpha: float | Tensor | None, gam
     ce = (1.0 - y) * x - log_p  # torch's binary_cross_entropy_with_logits, elementwise
     if gamma == 0:
         loss = ce
-    elif gamma.is_integer():
+    elif gamma == int(gamma):  # (not float.is_integer: torch.compile before 2.5 cannot trace it)
         # 1 - p_t = (1 - y) p + y q with p = sigmoid(x), q = 1 - p = sigmoid(-x), both from e^-|x|
         # (no cancellation); an integer power is a polynomial: finite derivatives of every order even
         # where u underflows to 0.
