@@ -10,7 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-FULL_RUNTIME = "an hour"  # estimated from the quick run's CPU time per step and each step's size ratio
+# estimated (not run) from the quick run's CPU time per step and the size ratios of each step
+FULL_RUNTIME = "an hour and a half"
 EXTRA_HINT = (
     "losskit: the command line needs the 'atlas' extra: pip install 'losskit[atlas]' ({missing} is missing)"
 )
@@ -116,7 +117,9 @@ def build_app():
             f"cases): about {FULL_RUNTIME} on 2 CPU cores.",
         ),
         only: str | None = typer.Option(
-            None, "--only", help="Only one family: regression, imbalance, boxes or faces."
+            None,
+            "--only",
+            help="Only one family: regression, imbalance, boxes, faces, contrastive or language.",
         ),
         threads: int = typer.Option(
             1, "--threads", min=1, help="torch threads during the run (1 is fastest for these small models)."
