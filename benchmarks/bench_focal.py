@@ -30,7 +30,7 @@ try:
 except ImportError:  # optional peer
     tv_sigmoid_focal_loss = None
 
-BASELINE = "torch BCE (baseline)"
+BASELINE = "torch BCE"
 
 
 def _setup(n: int, c: int):
