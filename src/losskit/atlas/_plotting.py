@@ -45,3 +45,27 @@ def save(fig, out: Path, name: str) -> str:
 
     plt.close(fig)
     return name
+
+
+def seed_bars(ax, table: dict[str, list[float]], labels: list[str], *, rotation: int = 20) -> None:
+    """One bar per key of ``table`` (per-seed values): the mean over seeds, its 95% t interval (black,
+    where every key has more than one seed) and each seed (dots), labelled ``labels`` in order."""
+    from .stats import paired_interval
+
+    keys = list(table)
+    ivs = [paired_interval(table[k]) for k in keys]
+    xs = range(len(keys))
+    ax.bar(xs, [iv.mean for iv in ivs], color=[PALETTE[i % len(PALETTE)] for i in xs], alpha=0.8)
+    if all(iv.n > 1 for iv in ivs):
+        ax.errorbar(
+            xs,
+            [iv.mean for iv in ivs],
+            yerr=[[iv.mean - iv.low for iv in ivs], [iv.high - iv.mean for iv in ivs]],
+            fmt="none",
+            ecolor="black",
+            capsize=3,
+            lw=1,
+        )
+    for i, k in enumerate(keys):
+        ax.scatter([i] * len(table[k]), table[k], s=6, color="black", zorder=3)
+    ax.set_xticks(list(xs), labels, rotation=rotation, ha="right")

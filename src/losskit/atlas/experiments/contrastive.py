@@ -39,7 +39,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .. import StepResult, require
-from .._plotting import PALETTE, pyplot, save
+from .._plotting import PALETTE, pyplot, save, seed_bars
 from ..stats import NON_INFERIORITY, Resolution, paired_interval
 from ..verdicts import Claim, fmt, mean
 from . import glyphs as G
@@ -191,24 +191,8 @@ def train_pairs(data: _Data, kind: str, batch: int, cfg: dict, seed: int) -> tup
 
 
 def _bars(ax, table: dict[str, list[float]], labels: dict[str, str], chance: float, title: str, ylabel: str):
-    keys = list(table)
-    ivs = [paired_interval(table[k]) for k in keys]
-    xs = range(len(keys))
-    ax.bar(xs, [iv.mean for iv in ivs], color=[PALETTE[i % len(PALETTE)] for i in xs], alpha=0.8)
-    if all(iv.n > 1 for iv in ivs):
-        ax.errorbar(
-            xs,
-            [iv.mean for iv in ivs],
-            yerr=[[iv.mean - iv.low for iv in ivs], [iv.high - iv.mean for iv in ivs]],
-            fmt="none",
-            ecolor="black",
-            capsize=3,
-            lw=1,
-        )
-    for i, k in enumerate(keys):
-        ax.scatter([i] * len(table[k]), table[k], s=6, color="black", zorder=3)
+    seed_bars(ax, table, [labels[k] for k in table])
     ax.axhline(chance, color="0.5", ls=":", lw=1)
-    ax.set_xticks(list(xs), [labels[k] for k in keys], rotation=20, ha="right")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
 

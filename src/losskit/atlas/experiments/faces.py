@@ -27,8 +27,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from .. import StepResult, require
-from .._plotting import PALETTE, pyplot, save
-from ..stats import NON_INFERIORITY, Resolution, compare_to_best, paired_interval
+from .._plotting import PALETTE, pyplot, save, seed_bars
+from ..stats import NON_INFERIORITY, Resolution, compare_to_best
 from ..verdicts import Claim, fmt, mean
 from . import glyphs as G
 
@@ -348,22 +348,7 @@ def run(out: Path, mode: str) -> StepResult:
         (a1, acc, "verification accuracy (%)"),
         (a2, comp, "compactness (lower: more compact)"),
     ):
-        ivs = [paired_interval(table[k]) for k in LOSSES]
-        xs = range(len(LOSSES))
-        ax.bar(xs, [iv.mean for iv in ivs], color=[PALETTE[i % len(PALETTE)] for i in xs], alpha=0.8)
-        if seeds > 1:
-            ax.errorbar(
-                xs,
-                [iv.mean for iv in ivs],
-                yerr=[[iv.mean - iv.low for iv in ivs], [iv.high - iv.mean for iv in ivs]],
-                fmt="none",
-                ecolor="black",
-                capsize=3,
-                lw=1,
-            )
-        for i, k in enumerate(LOSSES):
-            ax.scatter([i] * len(table[k]), table[k], s=6, color="black", zorder=3)
-        ax.set_xticks(list(xs), [LABELS[k].split(" (")[0] for k in LOSSES], rotation=30, ha="right")
+        seed_bars(ax, {k: table[k] for k in LOSSES}, [LABELS[k].split(" (")[0] for k in LOSSES], rotation=30)
         ax.set_ylabel(ylabel)
     a1.axhline(CHANCE, color="0.5", ls=":", lw=1)
     a1.set_ylim(CHANCE - 2, 100)
