@@ -7,10 +7,7 @@ parent test compares those against single-process references; nothing is asserte
 
 from __future__ import annotations
 
-import datetime
-import os
 import time
-import traceback
 
 import torch
 import torch.distributed as dist
@@ -352,25 +349,4 @@ SCENARIOS = {
     "modules": _modules,
     "margin_mismatch": _margin_mismatch,
 }
-
-
-def worker(rank: int, world: int, store: str, out_dir: str, scenarios: list[str]) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group(
-        "gloo",
-        init_method=f"file://{store}",
-        rank=rank,
-        world_size=world,
-        timeout=datetime.timedelta(seconds=30),
-    )
-    try:
-        group = dist.group.WORLD
-        for name in scenarios:
-            try:
-                result = SCENARIOS[name](world, rank, group)
-            except Exception:
-                result = {"__error__": traceback.format_exc()}
-            torch.save(result, os.path.join(out_dir, f"{name}-{rank}.pt"))
-            dist.barrier(group=group)
-    finally:
-        dist.destroy_process_group()
+TIMEOUT_S = 30  # the process group's timeout (tests/_dist_harness.py runs the scenarios)

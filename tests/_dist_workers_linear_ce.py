@@ -10,8 +10,6 @@ here.
 
 from __future__ import annotations
 
-import datetime
-import os
 import traceback
 
 import torch
@@ -141,25 +139,4 @@ def _errors(world: int, rank: int, group) -> dict:
 
 
 SCENARIOS = {"values": _values, "modules": _modules, "errors": _errors}
-
-
-def worker(rank: int, world: int, store: str, out_dir: str, scenarios: list[str]) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group(
-        "gloo",
-        init_method=f"file://{store}",
-        rank=rank,
-        world_size=world,
-        timeout=datetime.timedelta(seconds=60),
-    )
-    try:
-        group = dist.group.WORLD
-        for name in scenarios:
-            try:
-                result = SCENARIOS[name](world, rank, group)
-            except Exception:
-                result = {"__error__": traceback.format_exc()}
-            torch.save(result, os.path.join(out_dir, f"{name}-{rank}.pt"))
-            dist.barrier(group=group)
-    finally:
-        dist.destroy_process_group()
+TIMEOUT_S = 60  # the process group's timeout (tests/_dist_harness.py runs the scenarios)

@@ -8,17 +8,15 @@ batch with the full centre matrix, written naively from the formula.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
+import _dist_harness as H
 import _dist_workers as W
 import losskit.functional as LF
 from losskit import distributed as LD
@@ -210,28 +208,10 @@ def test_gather_with_grad_without_group_is_identity():
 
 @pytest.fixture(scope="module", params=[2, 3], ids=lambda w: f"world{w}")
 def world(request):
-    n = request.param
-    with tempfile.TemporaryDirectory() as tmp:
-        store = os.path.join(tmp, "store")
-        # forkserver: torch is imported once, in the server, instead of once per rank per world
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["torch", "torch.distributed", "_dist_workers"])
-        mp.start_processes(
-            W.worker, args=(n, store, tmp, list(W.SCENARIOS)), nprocs=n, join=True, start_method="forkserver"
-        )
-        results = {}
-        for name in W.SCENARIOS:
-            for rank in range(n):
-                results[name, rank] = torch.load(os.path.join(tmp, f"{name}-{rank}.pt"), weights_only=False)
-    return n, results
+    return H.run_world("_dist_workers", request.param)
 
 
-def _get(world, name):
-    n, results = world
-    out = [results[name, r] for r in range(n)]
-    for r, res in enumerate(out):
-        assert "__error__" not in res, f"rank {r} failed {name}:\n{res.get('__error__')}"
-    return n, out
+_get = H.get
 
 
 @pytest.mark.slow

@@ -10,13 +10,10 @@ over ranks to the single-process ones. Every argument mismatch raises the same e
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 import pytest
 import torch
-import torch.multiprocessing as mp
 
+import _dist_harness as H
 import _dist_workers_contrastive as W
 from losskit import distributed as LD
 
@@ -25,27 +22,10 @@ TOL = {"rtol": 1e-10, "atol": 1e-12}
 
 @pytest.fixture(scope="module", params=[2, 3], ids=lambda w: f"world{w}")
 def world(request):
-    n = request.param
-    with tempfile.TemporaryDirectory() as tmp:
-        store = os.path.join(tmp, "store")
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["torch", "torch.distributed", "_dist_workers_contrastive"])
-        mp.start_processes(
-            W.worker, args=(n, store, tmp, list(W.SCENARIOS)), nprocs=n, join=True, start_method="forkserver"
-        )
-        results = {}
-        for name in W.SCENARIOS:
-            for rank in range(n):
-                results[name, rank] = torch.load(os.path.join(tmp, f"{name}-{rank}.pt"), weights_only=False)
-    return n, results
+    return H.run_world("_dist_workers_contrastive", request.param)
 
 
-def _get(world, name):
-    n, results = world
-    out = [results[name, r] for r in range(n)]
-    for r, res in enumerate(out):
-        assert "__error__" not in res, f"rank {r} failed {name}:\n{res.get('__error__')}"
-    return n, out
+_get = H.get
 
 
 def _single_process(kind: str, reduction: str, world: int):

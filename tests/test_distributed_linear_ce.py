@@ -9,15 +9,13 @@ on one rank must raise the same error on every rank (no rank left blocked in a c
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 
+import _dist_harness as H
 import _dist_workers_linear_ce as W
 from losskit import functional as LF
 
@@ -26,27 +24,10 @@ FN = "linear_cross_entropy"
 
 @pytest.fixture(scope="module", params=[2, 3], ids=lambda w: f"world{w}")
 def world(request):
-    n = request.param
-    with tempfile.TemporaryDirectory() as tmp:
-        store = os.path.join(tmp, "store")
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["torch", "torch.distributed", "_dist_workers_linear_ce"])
-        mp.start_processes(
-            W.worker, args=(n, store, tmp, list(W.SCENARIOS)), nprocs=n, join=True, start_method="forkserver"
-        )
-        results = {}
-        for name in W.SCENARIOS:
-            for rank in range(n):
-                results[name, rank] = torch.load(os.path.join(tmp, f"{name}-{rank}.pt"), weights_only=False)
-    return n, results
+    return H.run_world("_dist_workers_linear_ce", request.param)
 
 
-def _get(world, name):
-    n, results = world
-    out = [results[name, r] for r in range(n)]
-    for r, res in enumerate(out):
-        assert "__error__" not in res, f"rank {r} failed {name}:\n{res.get('__error__')}"
-    return n, out
+_get = H.get
 
 
 def _single(name: str, data: dict):
