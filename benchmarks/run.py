@@ -39,9 +39,13 @@ for _p in (str(REPO), str(BENCH_DIR)):
         sys.path.insert(0, _p)
 # OpenMP threads that spin at barriers collapse when the machine is shared (a descheduled thread
 # stalls the others: 2 threads ran 30x slower than 1 on a loaded machine). Sleeping waiters cost a few
-# microseconds per parallel region on an idle machine. Read once, when torch loads OpenMP: set it in
-# the environment to override. (Imported by a process that already loaded torch, it changes nothing.)
-if "torch" not in sys.modules:
+# microseconds per parallel region on an idle machine (tens on a virtual machine), which a kernel of
+# many small operations pays many times. Read once, when torch loads OpenMP: set it in the
+# environment to override, or pass --omp-default to leave OpenMP's own default (waiters spin a while
+# before sleeping: what a user who sets nothing gets). (Imported by a process that already loaded
+# torch, it changes nothing.)
+OMP_DEFAULT = "--omp-default" in sys.argv[1:]
+if "torch" not in sys.modules and not OMP_DEFAULT:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
@@ -170,9 +174,11 @@ def cold_first_call(stem: str, b: Any, candidate: str, quick: bool, threads: int
     (inductor, triton) are empty; None if the probe failed."""
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=cache, TRITON_CACHE_DIR=cache)
-        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        if not OMP_DEFAULT:
+            env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         cmd = [sys.executable, str(Path(__file__).resolve()), "--cold-probe", stem, b.name, candidate]
         cmd += ["--threads", str(threads)] + (["--quick"] if quick else [])
+        cmd += ["--omp-default"] if OMP_DEFAULT else []
         try:
             out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=True)
             return float(out.stdout.strip().splitlines()[-1])
@@ -286,6 +292,7 @@ def _machine_line(meta: dict[str, Any]) -> str:
     return (
         f"torch {meta['torch']}, {meta['threads']} threads, {meta['cpu']}; "
         f"bandwidth {m['bandwidth_gbs']:.1f} GB/s (copy), matmul {m['matmul_gflops']:.0f} GFLOP/s (float32); "
+        f"OpenMP wait policy {meta.get('omp_wait_policy') or 'default'}; "
         f"commit {meta['commit']}, {meta['date']}" + (", quick sizes" if meta.get("quick") else "")
     )
 
@@ -399,6 +406,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--plain", action="store_true", help="plain-text table even if rich is installed")
     p.add_argument("--list", action="store_true", help="list the benches and exit")
     p.add_argument("--no-cold", action="store_true", help="skip the cold first-call probes")
+    p.add_argument(
+        "--omp-default",
+        action="store_true",
+        help="leave OMP_WAIT_POLICY unset (OpenMP's default) instead of passive waiters",
+    )
     p.add_argument("--cold-probe", nargs=3, metavar=("FAMILY", "BENCH", "CANDIDATE"), help=argparse.SUPPRESS)
     return p.parse_args(argv)
 

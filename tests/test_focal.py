@@ -211,6 +211,45 @@ def test_fused_kernel_no_less_accurate_than_definition(scale, soft, gamma):
     assert kernel[1] <= definition[1] + EPS32, (kernel, definition)
 
 
+@pytest.mark.parametrize(
+    "n",
+    [
+        5 * KF.TAIL - 1,  # spare workspace only
+        5 * KF.TAIL + 3,  # one shrinking chunk in the gradient buffer, then the spare
+        5 * KF.CHUNK + 7,  # full chunks, the shrinking tail and the spare
+    ],
+)
+def test_fused_pass_at_every_phase_of_the_in_buffer_workspace(n):
+    # The gradient buffer doubles as the chunks' workspace: a chunk that wrote into a later chunk's
+    # output, or a tail step that skipped elements, shows up here against float64.
+    gen = torch.Generator().manual_seed(n)
+    x = (torch.randn(n, generator=gen) * 4).requires_grad_()
+    y = torch.rand(n, generator=gen) * (torch.rand(n, generator=gen) < 0.3)
+    loss = LF.sigmoid_focal_loss(x, y, gamma=1.7, reduction="sum")
+    loss.backward()
+    x64 = x.detach().double().requires_grad_()
+    ref = LF.sigmoid_focal_loss(x64, y.double(), gamma=1.7, reduction="none").sum()
+    ref.backward()
+    torch.testing.assert_close(loss.double(), ref, rtol=1e-6, atol=1e-9)
+    # elementwise to float32 rounding of the gradient's terms (soft targets cancel near p = y)
+    torch.testing.assert_close(x.grad.double(), x64.grad, rtol=1e-4, atol=1e-6 * float(x64.grad.abs().max()))
+
+
+def test_fused_pass_holds_only_the_gradient_and_a_small_spare():
+    # Issue 11's memory target (at most half of torch BCE's peak, which is two input-sized tensors):
+    # forward + backward allocate the gradient and at most four TAIL-sized buffers, never a
+    # chunk-sized workspace of its own.
+    from losskit.atlas.experiments.lm_head import PeakBytes
+
+    n = 5 * KF.CHUNK + 12345
+    x = torch.randn(n).requires_grad_()
+    y = (torch.rand(n) < 0.01).float()
+    with PeakBytes(exclude=(x, y)) as mode:
+        LF.sigmoid_focal_loss(x, y).backward()
+    assert x.grad is not None
+    assert 4 * n <= mode.peak <= 4 * n + 4 * 4 * KF.TAIL + 4096, mode.peak
+
+
 def test_fused_path_spans_several_chunks_and_float32():
     x = (torch.randn(1000, 300) * 3).requires_grad_()  # 300000 elements: three chunks
     y = (torch.rand(1000, 300) < 0.1).float()

@@ -4,7 +4,9 @@ r"""The sigmoid focal loss's one fast path: loss and closed-form gradient in one
 included). Autograd of that composition keeps about ten ``(*)``-sized temporaries alive between forward
 and backward. The kernel here walks the flattened input in chunks that stay in the CPU caches, computes
 each chunk's loss and writes ``d loss / d input`` straight into one gradient buffer that the backward
-scales in place: one ``(*)`` buffer, no second pass over the input.
+scales in place: one ``(*)`` buffer, no second pass over the input. The chunks' workspace is the
+unwritten part of that same buffer (and a 256 KiB spare for the last few), so forward + backward
+allocate the gradient and nothing else of note: half of what torch's BCE with logits holds.
 
 Per chunk, with :math:`p = \sigma(x)`, :math:`q = \sigma(-x)` (both to a few ulps, from one
 ``log_sigmoid`` evaluation and its buffer :math:`e^{-|x|}`), :math:`u = 1 - p_t = (1 - y) p + y q`
@@ -40,10 +42,13 @@ from . import eager_autograd
 
 __all__ = ["eligible", "sigmoid_focal"]
 
-# Elements per chunk: six float32 chunk buffers (3 MiB) stay in L2/L3. 2^15..2^20 were measured at
-# 100000 x 80 (two threads, paired against torch BCE in one process): 2^17..2^19 were within noise of
-# each other, 2^15/2^16 (more parallel regions) and 2^20 (out of cache) slower.
-CHUNK = 1 << 17
+# Elements per chunk: the chunk's five float32 buffers (5 MiB) stay in L3. 2^15..2^21 were measured
+# at 100000 x 80 (two threads, interleaved with torch BCE in one process, with OpenMP's default and
+# its passive wait policy): 2^18 was fastest under both; smaller chunks pay for more parallel regions
+# (a few microseconds each, tens with passive waiters), 2^20 and up fall out of cache.
+CHUNK = 1 << 18
+# The smallest chunk the shrinking tail of a gradient pass takes (its spare workspace: 4 x 64 KiB).
+TAIL = 1 << 14
 _DTYPES = (torch.float32, torch.float64)
 _aten = torch.ops.aten
 
@@ -83,85 +88,108 @@ def _chunk(
 ) -> Tensor:
     """Scaled loss sum of one flat chunk; writes ``scale * d loss / d x`` into ``out`` when given.
 
-    ``ws`` holds six buffers of the chunk's length; ``alpha`` is ``(scale * (1 - a), scale * (2a - 1))``
+    ``ws`` holds five buffers of the chunk's length (``ws[1]`` may be ``out`` itself: it is written
+    last, when nothing else in it is needed); ``alpha`` is ``(scale * (1 - a), scale * (2a - 1))``
     (so that ``scale * alpha_t = c0 + c1 y``), or ``None``.
     """
     m = x.numel()
     one = x.new_ones(()).expand(m)
-    ce, e = ws[0], ws[1]  # ce holds log sigmoid(x) first, then -CE
-    _aten.log_sigmoid_forward.output(x, output=ce, buffer=e)  # log sigmoid(x), e^-|x|
+    nce, q = ws[0], ws[1]  # nce holds log sigmoid(x) first, then -CE
+    _aten.log_sigmoid_forward.output(x, output=nce, buffer=q)  # log sigmoid(x), e^-|x|
     p = torch.neg(x, out=ws[2])
-    _aten.log_sigmoid_backward.grad_input(one, p, e, grad_input=p)  # sigmoid(x), from e
-    q = _aten.log_sigmoid_backward.grad_input(one, x, e, grad_input=e)  # sigmoid(-x), e no longer needed
-    ym = torch.sub(one, y, out=ws[3])
+    _aten.log_sigmoid_backward.grad_input(one, p, q, grad_input=p)  # sigmoid(x), from e^-|x|
+    _aten.log_sigmoid_backward.grad_input(one, x, q, grad_input=q)  # sigmoid(-x), from e^-|x|
+    u = torch.sub(one, y, out=ws[3])
     # -CE = log sigmoid(x) - (1 - y) x: torch's BCE-with-logits operations, negated (exactly)
-    ce.addcmul_(ym, x, value=-1.0)
-    u = torch.lerp(p, q, y, out=ws[3])  # 1 - p_t = (1 - y) p + y q; lerp picks the stable side
-    v = torch.addcmul(u, y, q, value=-2.0, out=ws[4])  # p - y = u - 2 y q (exact for 0/1 targets)
+    nce.addcmul_(u, x, value=-1.0)
+    torch.lerp(p, q, y, out=u)  # 1 - p_t = (1 - y) p + y q; lerp picks the stable side
+    du: Tensor | None = None
+    if gamma != 0:
+        du = torch.addcmul(p, y, p, value=-2.0, out=ws[4]).mul_(q)  # du/dx = (1 - 2y) p q
+    v = torch.addcmul(u, y, q, value=-2.0, out=p)  # p - y = u - 2 y q (exact for 0/1 targets)
+    # live: nce, u, du, v; q's buffer (ws[1]) is free from here on
     mod: Tensor | None = None  # the factor of alpha_t in both the loss and the gradient
-    if gamma == 0:
+    if du is None:
         br = v
+    elif gamma >= 1:
+        # u^(gamma - 1) [gamma du CE + u (p - y)]; the power is finite for gamma >= 1
+        br = v.mul_(u).addcmul_(du, nce, value=-gamma)
+        if gamma == 2:
+            mod = u
+        elif gamma != 1:
+            mod = torch.pow(u, gamma - 1.0, out=ws[1])
     else:
-        du = torch.addcmul(p, y, p, value=-2.0, out=ws[5]).mul_(q)  # du/dx = (1 - 2y) p q
-        if gamma >= 1:
-            # u^(gamma - 1) [gamma du CE + u (p - y)]; the power is finite for gamma >= 1
-            br = v.mul_(u).addcmul_(du, ce, value=-gamma)
-            if gamma == 2:
-                mod = u
-            elif gamma != 1:
-                mod = torch.pow(u, gamma - 1.0, out=ws[1])
-        else:
-            # u^gamma [gamma (du / u) CE + (p - y)]: u^(gamma - 1) would be inf where u underflows
-            # to 0; there du is 0 too and the clamp keeps the quotient 0 instead of 0/0.
-            du.div_(torch.clamp_min(u, torch.finfo(u.dtype).tiny, out=ws[2]))
-            br = v.addcmul_(du, ce, value=-gamma)
-            mod = torch.pow(u, gamma, out=ws[1])
-    # coef = scale * alpha_t * mod * weight, with scale * alpha_t = c0 + c1 y
+        # u^gamma [gamma (du / u) CE + (p - y)]: u^(gamma - 1) would be inf where u underflows
+        # to 0; there du is 0 too and the clamp keeps the quotient 0 instead of 0/0.
+        du.div_(torch.clamp_min(u, torch.finfo(u.dtype).tiny, out=ws[1]))
+        br = v.addcmul_(du, nce, value=-gamma)
+        mod = torch.pow(u, gamma, out=ws[1])
+    # coef = scale * alpha_t * mod * weight, with scale * alpha_t = c0 + c1 y; du's buffer is free
+    cb = ws[4]
     coef: Tensor | None = None
     if alpha is not None and mod is not None:
-        coef = torch.mul(mod, alpha[0], out=ws[2]).addcmul_(y, mod, value=alpha[1])
+        coef = torch.mul(mod, alpha[0], out=cb).addcmul_(y, mod, value=alpha[1])
     elif alpha is not None:
-        coef = torch.mul(y, alpha[1], out=ws[2]).add_(alpha[0])
+        coef = torch.mul(y, alpha[1], out=cb).add_(alpha[0])
     elif mod is not None:
-        coef = torch.mul(mod, scale, out=ws[2])
+        coef = torch.mul(mod, scale, out=cb)
     if wt is not None:
-        coef = torch.mul(wt, scale, out=ws[2]) if coef is None else coef.mul_(wt)
+        coef = torch.mul(wt, scale, out=cb) if coef is None else coef.mul_(wt)
     if out is not None:
         torch.mul(br, scale if coef is None else coef, out=out)
     if gamma >= 1:  # the loss is coef * u * CE; the gradient's factor lacks one u
-        coef = torch.mul(u, scale, out=ws[2]) if coef is None else coef.mul_(u)
-    # ce holds -CE; a product and torch's cascade sum (BLAS dot accumulates 100x worse in float32)
-    return -(coef.mul_(ce).sum() if coef is not None else torch.sum(ce) * scale)
+        coef = torch.mul(u, scale, out=cb) if coef is None else coef.mul_(u)
+    # nce holds -CE; a product and torch's cascade sum (BLAS dot accumulates 100x worse in float32)
+    return -(coef.mul_(nce).sum() if coef is not None else torch.sum(nce) * scale)
 
 
 def _pass(
     x: Tensor, y: Tensor, wt: Tensor | None, alpha: float | None, gamma: float, scale: float, grad: bool
 ) -> tuple[Tensor, Tensor | None]:
     """The chunked pass over contiguous ``x``, ``y`` (and ``wt``, of their shape): (scaled loss sum,
-    scaled gradient buffer or ``None``)."""
+    scaled gradient buffer or ``None``).
+
+    With ``grad``, the gradient buffer is the only ``(*)``-sized allocation: each chunk's output slice
+    doubles as its ``q`` buffer and its four other buffers are the unwritten part of the gradient
+    buffer just after it. Near the end, where less than four chunks of the buffer are left unwritten,
+    chunks shrink (a fifth of what is left each) down to ``TAIL``, and the last few use one small
+    spare workspace.
+    """
     n = x.numel()
     xf, yf = x.view(-1), y.view(-1)
     wf = None if wt is None else wt.view(-1)
-    buf = torch.empty_like(xf) if grad else None
-    k = min(CHUNK, n)
-    ws = list(x.new_empty((6, k)).unbind(0))
     a = None if alpha is None else (scale * (1.0 - alpha), scale * (2.0 * alpha - 1.0))
     # float64 partial sums: the chunk sums are float32 cascade/dot sums, their total must not lose more
     total = x.new_zeros((), dtype=torch.float64)
-    for i in range(0, n, CHUNK):
-        j = min(i + CHUNK, n)
-        w = ws if j - i == k else [b[: j - i] for b in ws]
-        total += _chunk(
-            xf[i:j],
-            yf[i:j],
-            None if wf is None else wf[i:j],
-            None if buf is None else buf[i:j],
-            w,
-            a,
-            gamma,
-            scale,
-        )
-    return total.to(x.dtype), None if buf is None else buf.view_as(x)
+
+    def chunk(i: int, j: int, out: Tensor | None, ws: list[Tensor]) -> None:
+        nonlocal total
+        total += _chunk(xf[i:j], yf[i:j], None if wf is None else wf[i:j], out, ws, a, gamma, scale)
+
+    if not grad:
+        k = min(CHUNK, n)
+        spare = list(x.new_empty((5, k)).unbind(0))
+        for i in range(0, n, k):
+            j = min(i + k, n)
+            chunk(i, j, None, spare if j - i == k else [b[: j - i] for b in spare])
+        return total.to(x.dtype), None
+    buf = torch.empty_like(xf)
+    tail: list[Tensor] | None = None
+    i = 0
+    while i < n:
+        c = min(CHUNK, (n - i) // 5)  # the chunk and four buffers' worth of unwritten gradient
+        if c >= TAIL:
+            j = i + c
+            w = list(buf[j : j + 4 * c].view(4, c).unbind(0))
+        else:
+            j = min(i + TAIL, n)
+            if tail is None:
+                tail = list(x.new_empty((4, min(TAIL, n))).unbind(0))
+            w = [b[: j - i] for b in tail]
+        out = buf[i:j]
+        chunk(i, j, out, [w[0], out, w[1], w[2], w[3]])
+        i = j
+    return total.to(x.dtype), buf.view_as(x)
 
 
 class _SigmoidFocal(torch.autograd.Function):

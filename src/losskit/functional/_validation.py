@@ -158,9 +158,7 @@ def check_class_indices(
     if ignore_index is not None:
         valid = valid | (t == ignore_index)
     if torch.compiler.is_compiling() or t.device.type != "cpu":
-        torch._assert_async(
-            valid.all(), f"{fn}: {name} holds a class index outside [0, {num_classes})"
-        )
+        torch._assert_async(valid.all(), f"{fn}: {name} holds a class index outside [0, {num_classes})")
         return t
     plain_valid = _plain(valid)
     if not bool(plain_valid.all()):

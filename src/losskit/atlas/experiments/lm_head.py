@@ -66,14 +66,18 @@ class PeakBytes(TorchDispatchMode):
 
     Every tensor an operation returns is followed by a weak reference to its storage (views and
     in-place results share one); storages freed are dropped before each operation's outputs are added.
-    Tensors made before the mode (the inputs) are not counted."""
+    Tensors made before the mode are counted only once an operation returns a view of them; the
+    storages of ``exclude`` (the inputs) never are."""
 
-    def __init__(self) -> None:
+    def __init__(self, exclude: tuple[torch.Tensor, ...] = ()) -> None:
         super().__init__()
         from torch.multiprocessing.reductions import StorageWeakRef
 
         self._ref = StorageWeakRef
         self.live: dict[int, tuple[object, int]] = {}
+        for t in exclude:  # held at size 0: a view of an input adds nothing
+            storage = t.untyped_storage()
+            self.live[storage._cdata] = (StorageWeakRef(storage), 0)
         self.now = 0
         self.peak = 0
 
