@@ -472,13 +472,56 @@ def test_second_derivatives_of_the_definition():
     got = torch.func.hessian(lambda x: LF.linear_cross_entropy(x, w, t, **kw))(x.detach())
     want = torch.func.hessian(lambda x: reference(x, w, t, cw=cw, eps=0.1, zl=0.05, cap=2.0))(x.detach())
     torch.testing.assert_close(got, want)
-    # in eager autograd the engine's backward is not differentiable: a clear error, not a wrong value
+    # in eager autograd the engines' backwards are not differentiable: a clear error, not a wrong value
+    xb, wb, _, cwb, tb = _data(n=3 * streaming.PRECOMPUTE_ROWS // 2 + 6, d=3, v=6)  # row-chunk engine
+    kwb = dict(kw, weight=cwb)
     with pytest.raises(RuntimeError, match=r"no second derivatives.*torch\.func"):
-        torch.autograd.grad(LF.linear_cross_entropy(x, w, t, **kw), x, create_graph=True)
+        torch.autograd.grad(LF.linear_cross_entropy(xb, wb, tb, **kwb), xb, create_graph=True)
     loss = LF.linear_cross_entropy(x, w, t, reduction="none", **kw)  # the recomputing engine
     (gx,) = torch.autograd.grad(loss.sum(), x, create_graph=True)
     with pytest.raises(RuntimeError, match="once_differentiable"):
         gx.sum().backward()
+
+
+@pytest.mark.parametrize(
+    "n, engine", [(9, "softmax_stats"), (3 * streaming.PRECOMPUTE_ROWS // 2 + 6, "softmax_loss")]
+)
+def test_engine_choice_by_rows_per_chunk(monkeypatch, n, engine):
+    # 'mean' on one process: row chunks with gradients in forward when a chunk holds at least
+    # PRECOMPUTE_ROWS counted tokens, else one recomputing pass over all rows; both are the definition.
+    calls = []
+    for name in ("softmax_loss", "softmax_stats"):
+        real = getattr(streaming, name)
+
+        def spy(*args, _real=real, _name=name, **kwargs):
+            calls.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(streaming, name, spy)
+    x, w, b, cw, t = _data(n=n, d=4, v=11)
+    kw = {"linear_bias": b, "weight": cw, "label_smoothing": 0.1, "z_loss": 0.01, "softcap": 3.0}
+    got = LF.linear_cross_entropy(x, w, t, **kw)
+    assert calls == [engine]
+    want = reference(x, w, t, b=b, cw=cw, eps=0.1, zl=0.01, cap=3.0)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(_grads(got, [x, w, b]), _grads(want, [x, w, b]))
+
+
+@given(
+    rows=st.integers(0, 5000),
+    classes=st.integers(1, 300_000),
+    budget=st.sampled_from([1, 1000, 2**20, streaming.ROW_BUDGET]),
+)
+def test_row_chunks_are_balanced_and_within_the_budget(rows, classes, budget):
+    k = streaming.row_chunk(rows, classes, torch.float32, budget)
+    line = 4 * classes
+    cap = streaming.row_budget(rows, classes, torch.float32, budget)
+    assert cap <= budget and 1 <= k
+    most = max(1, cap // line)
+    assert k <= most  # a chunk fits the budget (one row at least)
+    chunks = -(-max(rows, 1) // k)
+    assert chunks == -(-max(rows, 1) // most)  # no more chunks than the budget needs
+    assert rows == 0 or chunks * k - rows < chunks  # balanced: the last chunk is short by < chunks rows
 
 
 def test_vmap_over_hidden_states_equals_a_loop():

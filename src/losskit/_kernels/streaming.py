@@ -85,7 +85,7 @@ Interface summary (for a new loss on this engine)
 exclude_target=False, with_sum=False, chunk_size=None, keep_budget=KEEP_BUDGET, group=None,
 row_sizes=None, sum_weight=None) -> (lse, target, logit_sum)`` and ``softmax_loss(x, weight, target,
 row_loss, *, bias=None, softcap=None, with_sum=False, sum_weight=None, chunk_size=None,
-budget=KEEP_BUDGET) -> (total, lse)``. ``x`` must already be in the compute dtype (float32 for
+budget=ROW_BUDGET) -> (total, lse)``. ``x`` must already be in the compute dtype (float32 for
 float16/bfloat16 inputs: the engine accumulates in ``x.dtype``), autocast must be off (wrap the call in
 ``losskit.functional._validation.no_autocast``), ``target`` is ``int64``. ``eligible(*tensors)`` says
 whether the engine may run (the shared rule ``losskit._kernels.eager_autograd``); elsewhere run the
@@ -112,7 +112,17 @@ from torch.autograd.function import once_differentiable
 from .. import _comm
 from . import eager_autograd
 
-__all__ = ["KEEP_BUDGET", "auto_chunk_size", "eligible", "softmax_loss", "softmax_stats"]
+__all__ = [
+    "KEEP_BUDGET",
+    "PRECOMPUTE_ROWS",
+    "ROW_BUDGET",
+    "auto_chunk_size",
+    "eligible",
+    "row_budget",
+    "row_chunk",
+    "softmax_loss",
+    "softmax_stats",
+]
 
 # Forward keeps the logits of as many leading blocks as fit in this many bytes, so that backward
 # recomputes only the others (each recomputed block costs one more matrix product). Measured at batch
@@ -120,6 +130,23 @@ __all__ = ["KEEP_BUDGET", "auto_chunk_size", "eligible", "softmax_loss", "softma
 # products): 32 MiB -> about 1.38x, 48-64 MiB -> 1.3x, 128 MiB -> 1.2x, all of them (195 MiB) -> 1.12x.
 # 48 MiB keeps the peak workspace under 10% of the unfused path's. The default of ``keep_budget``.
 KEEP_BUDGET = 48 * 2**20
+
+# softmax_loss's token (row) chunks. A row chunk keeps its logits over every class, so it costs
+# ``rows * C * itemsize`` bytes, and each row chunk streams the whole class matrix (and its gradient)
+# through the cache once more, in matrix products whose row count is the chunk's. Measured at
+# 512 x 512 x 100000 (410 counted tokens) and 2048 x 512 x 65536 (1638), float32, 2-core CPU,
+# interleaved in one process: 1, 4, 7 row chunks of 410 tokens took 1.59, 1.82, 2.04 s. So a row
+# chunk's logits take at most ROW_SPLIT-th of all of them (eager holds two such tensors: the
+# workspace stays under ~10% of eager's) and at most ROW_BUDGET bytes, but no row chunk is cut
+# below ROW_BUDGET_MIN bytes (small batches: one or a few chunks); chunks are balanced in size.
+ROW_SPLIT = 6
+ROW_BUDGET = 96 * 2**20
+ROW_BUDGET_MIN = 16 * 2**20
+# Below this many rows per chunk the row chunks' matrix products lose to one pass over all rows
+# that recomputes the blocks it cannot keep (softmax_stats): at 512 x 512 x 100000, six chunks of 69
+# rows took 2.25 s, all rows with a quarter of the blocks kept 1.77 s (torch's best chunking 1.87 s);
+# at 2048 x 512 x 65536 six chunks of 273 rows took 4.29 s, the single pass 5.07 s (torch 4.66 s).
+PRECOMPUTE_ROWS = 256
 
 # chunk_size=None: classes per block such that one (N, chunk) block of logits, and one (chunk, D)
 # block of class vectors, takes at most this many bytes. Measured on a 2-core CPU at N = D = 512: 2048
@@ -141,6 +168,22 @@ def auto_chunk_size(rows: int, dim: int, num_classes: int, dtype: torch.dtype) -
     itemsize = torch.finfo(dtype).bits // 8
     per_class = max(rows, dim, 1) * itemsize
     return max(1, min(max(num_classes, 1), _CHUNK_BYTES // per_class))
+
+
+def row_budget(rows: int, num_classes: int, dtype: torch.dtype, budget: int = ROW_BUDGET) -> int:
+    """Bytes of logits one row chunk may keep (see ``ROW_SPLIT``): ``max(ROW_BUDGET_MIN, total /
+    ROW_SPLIT)``, at most ``budget`` (``total``: all ``rows x num_classes`` logits)."""
+    total = max(rows, 1) * num_classes * (torch.finfo(dtype).bits // 8)
+    return min(budget, max(ROW_BUDGET_MIN, -(-total // ROW_SPLIT)))
+
+
+def row_chunk(rows: int, num_classes: int, dtype: torch.dtype, budget: int = ROW_BUDGET) -> int:
+    """Rows per chunk of :func:`softmax_loss`: the fewest balanced chunks whose logits fit
+    :func:`row_budget` each; at least one row."""
+    line = num_classes * (torch.finfo(dtype).bits // 8)  # bytes of one row's logits
+    most = max(1, row_budget(rows, num_classes, dtype, budget) // line)  # rows that fit, at least one
+    chunks = -(-max(rows, 1) // most)
+    return max(1, -(-rows // chunks))
 
 
 def _keep_blocks(rows: int, chunk: int, dtype: torch.dtype, budget: int) -> int:
@@ -710,27 +753,26 @@ def softmax_loss(
     with_sum: bool = False,
     sum_weight: Tensor | None = None,
     chunk_size: int | None = None,
-    budget: int = KEEP_BUDGET,
+    budget: int = ROW_BUDGET,
 ) -> tuple[Tensor, Tensor]:
     """A scalar loss built from the per-row statistics, with every gradient computed in forward.
 
     For a loss that is a SUM over rows of a function of each row's ``(lse, target, logit_sum)`` (see
-    :func:`softmax_stats`): the rows are streamed in chunks whose logits (every class) fit ``budget``
-    bytes; each chunk's statistics are computed, ``row_loss(lse, target, logit_sum, rows)`` (plain torch
-    ops, ``(k,)`` for the rows ``rows`` of the chunk) is differentiated by autograd with respect to
-    them, and the chunk's gradients are formed at once from its kept logits: three matrix products in
-    all (logits, row gradient, class-vector gradient), no block recomputed. The class-vector (and bias)
-    gradient is accumulated over the row chunks in ``weight``'s (``bias``'s) own dtype, so the caller
-    runs this only where that is the compute dtype. Backward multiplies the gradients by the upstream
-    gradient and hands them over (a second backward through the same call computes them again). One
-    process only.
+    :func:`softmax_stats`): the rows are streamed in chunks (:func:`row_chunk`: as few as keep one
+    chunk's logits within a sixth of all of them and within ``budget`` bytes, balanced); each chunk's
+    statistics are computed, ``row_loss(lse, target, logit_sum, rows)`` (plain torch ops, ``(k,)`` for
+    the rows ``rows`` of the chunk) is differentiated by autograd with respect to them, and the chunk's
+    gradients are formed at once from its kept logits: three matrix products in all (logits, row
+    gradient, class-vector gradient), no block recomputed. The class-vector (and bias) gradient is
+    accumulated over the row chunks in ``weight``'s (``bias``'s) own dtype, so the caller runs this only
+    where that is the compute dtype. Backward multiplies the gradients by the upstream gradient and
+    hands them over (a second backward through the same call computes them again). One process only.
 
     Args:
         x, weight, target, bias, softcap, with_sum, sum_weight, chunk_size: as :func:`softmax_stats`
             (``chunk_size`` is the block of classes inside each row chunk).
         row_loss: the per-row loss; its sum over all rows is the returned total.
-        budget: bytes of logits of one row chunk (every class): ``budget // (C * itemsize)`` rows, at
-            least one.
+        budget: at most this many bytes of logits in one row chunk (every class); at least one row.
 
     Returns:
         ``(total, lse)``: the loss (a differentiable scalar in ``x``'s dtype) and every row's ``lse``
@@ -738,8 +780,7 @@ def softmax_loss(
     """
     n, d = x.shape
     c = weight.shape[0]
-    itemsize = torch.finfo(x.dtype).bits // 8
-    rows = max(1, min(max(n, 1), budget // max(c * itemsize, 1)))
+    rows = row_chunk(n, c, x.dtype, budget)
     chunk = chunk_size if chunk_size is not None else auto_chunk_size(rows, d, c, x.dtype)
     grad = torch.is_grad_enabled()
     need = (

@@ -416,8 +416,13 @@ def _streamed(
         rows = counted.nonzero().squeeze(1)
         x, pos, counted, a, b = (v.index_select(0, rows) for v in (x, pos, counted, a, b))
         w_t = None if w_t is None else w_t.index_select(0, rows)
+    n_rows, n_cls = x.shape[0], w.shape[0]
     precompute = (
-        reduction != "none" and group is None and w.dtype == ct and (bias is None or bias.dtype == ct)
+        reduction != "none"
+        and group is None
+        and w.dtype == ct
+        and (bias is None or bias.dtype == ct)
+        and streaming.row_chunk(n_rows, n_cls, ct) >= streaming.PRECOMPUTE_ROWS
     )
     if precompute:
         # a scalar loss with the head's gradient accumulated over token chunks in its own dtype: the
@@ -435,9 +440,14 @@ def _streamed(
         zl = _z_term(lse, terms[3])
         z_part = loss.new_zeros(()) if zl is None else torch.where(counted, zl * b, 0.0).sum()
         return loss, z_part
+    # one pass over all rows, recomputing in backward the blocks it cannot keep; one process keeps at
+    # most a sixth of the logits (the workspace bound of the row chunks above)
+    keep = streaming.KEEP_BUDGET
+    if group is None:
+        keep = min(keep, streaming.row_budget(n_rows, n_cls, ct))
     lse, v_t, s = streaming.softmax_stats(
         x, w, pos, bias=bias, softcap=softcap, with_sum=with_sum, sum_weight=local_cw,
-        chunk_size=chunk_size, group=group,
+        chunk_size=chunk_size, keep_budget=keep, group=group,
     )  # fmt: skip
     loss, z_part = _reduce(*_token_losses(lse, v_t, s, w_t, *terms), counted, a, b, reduction)
     if rows is not None and reduction == "none":  # back to every token (ignored ones: 0)
