@@ -550,7 +550,9 @@ def linear_cross_entropy(
 
     Note:
         In eager autograd the streaming engine runs: memory beyond the inputs and their gradients is
-        ``O(N * chunk + N * D)`` plus at most 48 MiB of logit blocks kept for backward; the weight's
+        ``O(N * chunk + N * D)`` plus the logits kept for backward (one token chunk's, or the first
+        vocabulary blocks'): at most the larger of 16 MiB and a sixth of all the logits, and at most
+        96 MiB; the weight's
         gradient is written block by block into the buffer that becomes ``linear_weight.grad``, in
         ``linear_weight``'s dtype, each block accumulated over all tokens in float32 (or float64).
         The log-sum-exp is accumulated online in float32 for float16/bfloat16 inputs. Under
