@@ -486,7 +486,8 @@ def test_second_derivatives_of_the_definition():
 @pytest.mark.parametrize(
     "n, engine", [(9, "softmax_stats"), (3 * streaming.PRECOMPUTE_ROWS // 2 + 6, "softmax_loss")]
 )
-def test_engine_choice_by_rows_per_chunk(monkeypatch, n, engine):
+@pytest.mark.parametrize("scale, cap", [(1.0, 3.0), (40.0, None)])  # logits to about +-150, uncapped
+def test_engine_choice_by_rows_per_chunk(monkeypatch, n, engine, scale, cap):
     # 'mean' on one process: row chunks with gradients in forward when a chunk holds at least
     # PRECOMPUTE_ROWS counted tokens, else one recomputing pass over all rows; both are the definition.
     calls = []
@@ -499,10 +500,11 @@ def test_engine_choice_by_rows_per_chunk(monkeypatch, n, engine):
 
         monkeypatch.setattr(streaming, name, spy)
     x, w, b, cw, t = _data(n=n, d=4, v=11)
-    kw = {"linear_bias": b, "weight": cw, "label_smoothing": 0.1, "z_loss": 0.01, "softcap": 3.0}
+    x = (x.detach() * scale).requires_grad_(True)
+    kw = {"linear_bias": b, "weight": cw, "label_smoothing": 0.1, "z_loss": 0.01, "softcap": cap}
     got = LF.linear_cross_entropy(x, w, t, **kw)
     assert calls == [engine]
-    want = reference(x, w, t, b=b, cw=cw, eps=0.1, zl=0.01, cap=3.0)
+    want = reference(x, w, t, b=b, cw=cw, eps=0.1, zl=0.01, cap=cap)
     torch.testing.assert_close(got, want)
     torch.testing.assert_close(_grads(got, [x, w, b]), _grads(want, [x, w, b]))
 
