@@ -184,6 +184,96 @@ def test_engine_every_option_equals_the_full_logits(normalize, cap, exclude, wit
             torch.testing.assert_close(a, r, rtol=1e-12, atol=1e-12, msg=f"chunk {chunk}, keep {keep}")
 
 
+class _Products(TorchDispatchMode):
+    """Counts the matrix products (``mm`` / ``addmm``, any overload) run under it."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+        self.products = {torch.ops.aten.mm, torch.ops.aten.addmm, torch.ops.aten.addmm_}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket in self.products:
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+# (rows, dim) -> chunk -> leading blocks of 23 classes whose logits fit the (23, dim) gradient buffer,
+# worked by hand: every block when rows <= dim; else the blocks ending by 23 * dim / rows classes
+# (9 rows, dim 4: 10.2 classes -> ten blocks of 1, two of 5, none of 23)
+_STORED_BY_HAND = {(4, 6): {1: 23, 5: 5, 23: 1}, (6, 6): {1: 23, 5: 5, 23: 1}, (9, 4): {1: 10, 5: 2, 23: 0}}
+
+
+@pytest.mark.parametrize(("n", "d"), list(_STORED_BY_HAND), ids=["rows<dim", "rows=dim", "rows>dim"])
+@pytest.mark.parametrize("chunk", [1, 5, 23])
+@pytest.mark.parametrize("kept", ["none", "one-block", "all"])
+@pytest.mark.parametrize("margin_like", [True, False], ids=["margin-options", "lm-options"])
+def test_engine_logits_in_the_gradient_buffer(n, d, chunk, kept, margin_like):
+    # forward writes the first blocks' logits into the buffer that becomes the class-vector gradient
+    # and keep_budget more into their own tensors; backward recomputes only the rest: one product per
+    # block in forward and two in backward, plus one per recomputed block. keep_budget=0 keeps nothing.
+    c = 23
+    g = torch.Generator().manual_seed(n * 100 + chunk)
+    x = torch.randn(n, d, generator=g, dtype=D64, requires_grad=True)
+    w = torch.randn(c, d, generator=g, dtype=D64, requires_grad=True)
+    t = torch.randint(0, c, (n,), generator=g)
+    if margin_like:  # normalised centres, a per-row scale, the target excluded
+        s, b = torch.rand(n, generator=g, dtype=D64) * 3 + 1, None
+        opts = {"normalize": True, "exclude_target": True}
+        want = _naive_stats(x, w, t, s, None, True, None, True, False)
+    else:  # an LM head: raw class vectors, a bias, a soft-cap, logit sums
+        s, b, opts = None, torch.randn(c, generator=g, dtype=D64), {"softcap": 3.0, "with_sum": True}
+        want = _naive_stats(x, w, t, None, b, False, 3.0, False, True)
+    blocks = -(-c // chunk)
+    budget = {"none": 0, "one-block": n * chunk * 8, "all": 1 << 30}[kept]
+    coef = [torch.randn(n, generator=g, dtype=D64) for _ in range(3)]
+    want_grads = torch.autograd.grad(sum((o * k).sum() for o, k in zip(want, coef)), (x, w))
+    with _Products() as products:
+        got = streaming.softmax_stats(x, w, t, scale=s, bias=b, chunk_size=chunk, keep_budget=budget, **opts)
+        total = sum((o * k).sum() for o, k in zip(got, coef) if o.requires_grad)
+        grads = torch.autograd.grad(total, (x, w), retain_graph=True)
+    stored = 0 if kept == "none" else _STORED_BY_HAND[(n, d)][chunk]
+    separately = {"none": 0, "one-block": 1, "all": blocks}[kept]
+    recomputed = blocks - min(blocks, stored + separately)
+    assert products.count == 3 * blocks + recomputed
+    for a, r in zip((*got, *grads), (*want, *want_grads)):
+        torch.testing.assert_close(a, r, rtol=1e-12, atol=1e-12)
+    # a second backward through the same graph: the buffer went out as the first gradient, so the
+    # blocks it held are recomputed, and the gradients are the same
+    again = torch.autograd.grad(total, (x, w))
+    for a, r in zip(again, want_grads):
+        torch.testing.assert_close(a, r, rtol=1e-12, atol=1e-12)
+
+
+@given(rows=st.integers(1, 40), dim=st.integers(1, 40), classes=st.integers(0, 60), chunk=st.integers(1, 70))
+def test_property_stored_logits_are_read_before_the_gradient_overwrites_them(rows, dim, classes, chunk):
+    # the layout of _stored_blocks / _stored_view: every stored block lies inside the (C, D) buffer, no
+    # two overlap, and backward's write of block i's gradient (classes [a, b) -> flat [a D, b D)) hits
+    # no stored block after i; one block more would not fit
+    stored = streaming._stored_blocks(rows, dim, classes, chunk)
+    size = classes * dim
+    store = torch.zeros(size, dtype=torch.int64)
+    spans = []
+    for i, a in enumerate(range(0, classes, chunk)):
+        b = min(a + chunk, classes)
+        if i >= stored:
+            break
+        view = streaming._stored_view(store.view(max(classes, 1), dim) if size else store, a, b, rows, dim)
+        assert view.shape == (rows, b - a) and view.data_ptr() >= store.data_ptr()
+        start = (view.data_ptr() - store.data_ptr()) // store.element_size()
+        spans.append((start, start + rows * (b - a), a, b))
+        assert start + rows * (b - a) <= size
+    for i, (_, s1, a, b) in enumerate(spans):
+        for t0, t1, _, _ in spans[i + 1 :]:
+            assert s1 <= t0  # disjoint, in order
+            assert b * dim <= t0 or t1 <= a * dim  # block i's gradient write misses every later block
+    blocks = -(-classes // chunk)
+    if stored < blocks:  # the first block left out really does not fit
+        a = stored * chunk
+        b = min(a + chunk, classes)
+        assert a * max(rows, dim) + rows * (b - a) > size
+
+
 def test_engine_gradcheck():
     gen = torch.Generator().manual_seed(1)
     x = F.normalize(torch.randn(5, 3, generator=gen, dtype=D64), dim=1).requires_grad_(True)

@@ -3,10 +3,24 @@ r"""The streaming softmax engine: log-sum-exp over class blocks without an ``(N,
 One engine for every softmax over many classes whose logits are a product of rows and class vectors:
 the margin softmax of face recognition (:func:`losskit.functional.margin_softmax_loss`, single process
 and class-parallel) and the cross-entropy of a language-model head over a large vocabulary. It streams
-over blocks of ``chunk_size`` classes with an online log-sum-exp (Milakov and Gimelshein 2018), keeps
-the logits of the first blocks that fit ``keep_budget`` bytes for backward and recomputes the others,
-and writes the class-vector gradient block by block into the one buffer that becomes ``weight.grad``.
-No ``(N, C)`` tensor is ever made.
+over blocks of ``chunk_size`` classes with an online log-sum-exp (Milakov and Gimelshein 2018) and
+writes the class-vector gradient block by block into the one buffer that becomes ``weight.grad``. No
+``(N, C)`` tensor is ever made.
+
+Which logits backward reads and which it recomputes
+---------------------------------------------------
+When the class vectors need a gradient in the compute dtype, forward already makes that gradient's
+``(C, D)`` buffer and writes the logits of the first blocks into it: ``N * C`` logits fit in ``C * D``
+places whenever ``N <= D`` (a face-recognition batch of 512 with 512-dimensional embeddings, a few
+hundred tokens over a 4096-wide head), else the first ``C * D / N`` classes' blocks. Block ``[a, b)``
+lies at flat offset ``a * max(N, D)``, so that backward, which writes the gradient of classes
+``[a, b)`` at ``[a * D, b * D)`` only after reading that block's logits, never overwrites a block it
+has yet to read (``_stored_blocks``). The next blocks that fit ``keep_budget`` bytes are kept in tensors
+of their own; backward recomputes the rest, one more matrix product each. So with ``N <= D`` the step
+costs the three matrix products any exact method needs and a workspace of a few blocks; the price is
+that the gradient's buffer exists from forward on (where the loss ends the network, as a head does,
+backward starts right after and allocates it anyway). ``keep_budget=0`` keeps nothing (every block
+recomputed, no buffer made before backward).
 
 What a block's logits are
 -------------------------
@@ -124,9 +138,10 @@ __all__ = [
     "softmax_stats",
 ]
 
-# Forward keeps the logits of as many leading blocks as fit in this many bytes, so that backward
-# recomputes only the others (each recomputed block costs one more matrix product). Measured at batch
-# 512, embedding 512, 100,000 classes on a 2-core CPU (fp32, relative to the three bare matrix
+# Beyond the blocks stored in the gradient's buffer (every block when N <= D), forward keeps the logits
+# of as many further blocks as fit in this many bytes, so that backward recomputes only the others
+# (each recomputed block costs one more matrix product). Measured at batch 512, embedding 512, 100,000
+# classes on a 2-core CPU before the gradient's buffer held any (fp32, relative to the three bare matrix
 # products): 32 MiB -> about 1.38x, 48-64 MiB -> 1.3x, 128 MiB -> 1.2x, all of them (195 MiB) -> 1.12x.
 # 48 MiB keeps the peak workspace under 10% of the unfused path's. The default of ``keep_budget``.
 KEEP_BUDGET = 48 * 2**20
@@ -220,6 +235,27 @@ def _flat(buf: Tensor, rows: int, cols: int) -> Tensor:
     return buf[: rows * cols].view(rows, cols)
 
 
+def _stored_blocks(rows: int, dim: int, num_classes: int, chunk: int) -> int:
+    """How many leading blocks of logits fit in the class-vector gradient's buffer (``(C, D)``, the
+    compute dtype), each where backward writes nothing before it has read them.
+
+    Block ``[a, b)`` of ``rows`` logits per class is stored at flat offset ``a * max(rows, dim)`` (see
+    ``_stored_view``). Backward writes the gradient of classes ``[a, b)`` at ``[a * dim, b * dim)``
+    only after reading that block's logits: with ``rows <= dim`` that range is the block's own (every
+    block fits); with ``rows > dim`` it overlaps only blocks starting at or before ``a`` (already read),
+    and the blocks that fit are those that end by ``C * dim / rows`` classes."""
+    if rows <= dim:
+        return -(-num_classes // chunk)
+    return (num_classes * dim // rows) // chunk
+
+
+def _stored_view(store: Tensor, a: int, b: int, rows: int, dim: int) -> Tensor:
+    """The ``(rows, b - a)`` logits of classes ``[a, b)`` inside the ``(C, D)`` store, read as flat (see
+    ``_stored_blocks``)."""
+    start = a * max(rows, dim)
+    return store.view(-1)[start : start + rows * (b - a)].view(rows, b - a)
+
+
 @dataclass(frozen=True)
 class _Config:
     """The non-tensor arguments of one engine call."""
@@ -229,12 +265,15 @@ class _Config:
     exclude_target: bool
     with_sum: bool
     chunk: int
-    keep: int  # leading blocks whose logits forward keeps
+    keep: int  # blocks after the stored ones whose logits forward keeps in their own tensors
     group: Any
     row_sizes: tuple[int, ...] | None  # sharded rows; None: replicated (or one process)
     rank: int
     # per-class weights of ``logit_sum`` ((C,), compute dtype; a constant, no gradient), or None (1)
     sum_weight: Tensor | None = None
+    # leading blocks whose logits forward writes into the buffer that backward fills with the
+    # class-vector gradient (see ``_stored_blocks``); 0: no such buffer
+    stored: int = 0
 
 
 class _Blocks:
@@ -273,8 +312,13 @@ class _Blocks:
         return z
 
 
-def _forward_loop(blk: _Blocks, t: Tensor, kept: list[Tensor]) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Online (max, sum of exp) over the included logits of every row; logit sums if asked."""
+def _forward_loop(
+    blk: _Blocks, t: Tensor, kept: list[Tensor], store: Tensor | None = None
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Online (max, sum of exp) over the included logits of every row; logit sums if asked.
+
+    The logits of the first ``cfg.stored`` blocks are written into ``store`` (see ``_stored_blocks``),
+    those of the next ``cfg.keep`` blocks into tensors appended to ``kept``."""
     cfg, x, w = blk.cfg, blk.x, blk.w
     n = x.shape[0]
     floor = _exp_floor(blk.dt)
@@ -282,10 +326,16 @@ def _forward_loop(blk: _Blocks, t: Tensor, kept: list[Tensor]) -> tuple[Tensor, 
     row_sum = x.new_zeros(n)
     logit_sum = x.new_zeros(n) if cfg.with_sum else None
     zbuf = x.new_empty(n * min(cfg.chunk, w.shape[0]))  # (N, chunk) workspace
-    for a in range(0, w.shape[0], cfg.chunk):
+    for i, a in enumerate(range(0, w.shape[0], cfg.chunk)):
         b = min(a + cfg.chunk, w.shape[0])
-        save = len(kept) < cfg.keep
-        z = blk.logits(blk.vectors(a, b), a, b, x.new_empty(n, b - a) if save else _flat(zbuf, n, b - a))
+        stored = store is not None and i < cfg.stored
+        save = stored or len(kept) < cfg.keep
+        if stored:
+            assert store is not None
+            out = _stored_view(store, a, b, n, x.shape[1])
+        else:
+            out = x.new_empty(n, b - a) if save else _flat(zbuf, n, b - a)
+        z = blk.logits(blk.vectors(a, b), a, b, out)
         if logit_sum is not None:
             if cfg.exclude_target:
                 _mask_targets(z, t, a, 0.0)
@@ -297,7 +347,8 @@ def _forward_loop(blk: _Blocks, t: Tensor, kept: list[Tensor]) -> tuple[Tensor, 
         seen = new_max > -math.inf  # False: every class so far excluded, nothing to add
         shift = torch.where(seen, new_max, 0.0)[:, None]
         if save:
-            kept.append(z)  # (masked) logits, saved so that backward need not recompute this block
+            if not stored:
+                kept.append(z)  # (masked) logits, saved so that backward need not recompute this block
             e = torch.sub(z, shift, out=_flat(zbuf, n, b - a))
         else:
             e = z.sub_(shift)
@@ -348,9 +399,14 @@ def _backward_loop(
     kept: tuple[Tensor, ...],
     need: tuple[bool, bool, bool, bool],
     into: tuple[Tensor | None, Tensor | None] | None = None,
+    store: Tensor | None = None,
 ) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:
     """Gradients w.r.t. ``x``, ``w``, ``scale``, ``bias`` of ``sum_i (g_lse lse + g_t v_t + g_sum S)_i``.
 
+    ``kept``: the logits forward kept in their own tensors (blocks ``cfg.stored`` on). ``store``: the
+    ``(C, D)`` buffer holding the first ``cfg.stored`` blocks' logits (``_stored_blocks``); it
+    becomes the class-vector gradient, each block's part written after its logits are read. ``None``
+    (a second backward: the buffer already went out as a gradient): those blocks are recomputed.
     ``into=(gw, gb)``: ADD the class-vector and bias gradients to these buffers (in place, returned)
     instead of writing new ones (rows streamed in chunks; not with ``normalize``)."""
     cfg, x, w, s, bias = blk.cfg, blk.x, blk.w, blk.s, blk.b
@@ -373,7 +429,9 @@ def _backward_loop(
     acc = torch.zeros_like(x)  # (N, D): sum_j G_ij u_j
     acc_b = x.new_zeros(n) if bias is not None and need_s else None  # sum_j G_ij b_j
     if into is None:
-        gw = torch.empty_like(w) if need_w else None  # (C, D) in the class vectors' own dtype
+        gw = None
+        if need_w:  # (C, D) in the class vectors' own dtype
+            gw = torch.empty_like(w) if store is None else store
         gb = torch.empty_like(bias) if bias is not None and need_b else None
     else:
         assert blk.inv_norm is None  # the projection of a normalised vector is not additive over rows
@@ -389,8 +447,12 @@ def _backward_loop(
         u = blk.vectors(a, b)
         p = _flat(pbuf, n, b - a)
         z: Tensor | None = None  # the block's logits, where the cap's derivative needs them
-        if i < len(kept):
-            z = kept[i]
+        j = i - cfg.stored  # position among the separately kept blocks
+        if i < cfg.stored and store is not None:
+            z = _stored_view(store, a, b, n, d)
+            torch.add(z, neg_lse, out=p)  # logit - lse, from the logits forward stored
+        elif 0 <= j < len(kept):
+            z = kept[j]
             torch.add(z, neg_lse, out=p)  # logit - lse, from the logits saved in forward
         elif plain and fast:
             torch.addmm(neg_lse, blk.xs, u.T, out=p)  # logit - lse, recomputed in one product
@@ -493,7 +555,10 @@ class _SoftmaxStats(torch.autograd.Function):
             inv_norm = torch.linalg.vector_norm(w, dim=1, dtype=dt).clamp_min_(_EPS).reciprocal_()
         blk = _Blocks(x_all, w, s_all, b, inv_norm, cfg)
         kept: list[Tensor] = []
-        row_max, row_sum, logit_sum = _forward_loop(blk, t, kept)
+        # the class-vector gradient's buffer, made now: it holds the first blocks' logits until
+        # backward overwrites them with the gradient (see _stored_blocks)
+        store = w.new_empty(w.shape) if cfg.stored else None
+        row_max, row_sum, logit_sum = _forward_loop(blk, t, kept, store)
         target = _target_values(blk, t)
         if cfg.group is None:
             lse = row_max + torch.log(row_sum)  # -inf where a row has no included class
@@ -522,14 +587,18 @@ class _SoftmaxStats(torch.autograd.Function):
             none if inv_norm is None else inv_norm,
             x_all if sharded else none,
             s_all if sharded and s_all is not None else none,
+            none if store is None else store,
             *kept,
         )
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
         x, w, t, s, b, cfg = inputs
-        lse, _, logit_sum, lse_all, inv_norm, x_all, s_all, *kept = output
-        ctx.mark_non_differentiable(lse_all, inv_norm, x_all, s_all, *kept)
+        lse, _, logit_sum, lse_all, inv_norm, x_all, s_all, store, *kept = output
+        ctx.mark_non_differentiable(lse_all, inv_norm, x_all, s_all, store, *kept)
+        # not saved for backward: the first backward overwrites it with the class-vector gradient
+        # and hands it over (a second one, with retain_graph=True, recomputes those blocks)
+        ctx.store = store if cfg.stored else None
         if not cfg.with_sum:
             ctx.mark_non_differentiable(logit_sum)
         ctx.set_materialize_grads(False)
@@ -565,8 +634,9 @@ class _SoftmaxStats(torch.autograd.Function):
             if not cfg.with_sum:
                 g_sum = None
         blk = _Blocks(rows, w, srows, b, inv_norm, cfg)
+        store, ctx.store = ctx.store, None
         gx, gw, gs, gb = _backward_loop(
-            blk, t, lse, g_lse, g_t, g_sum, tuple(kept), (need_x, need_w, need_s, need_b)
+            blk, t, lse, g_lse, g_t, g_sum, tuple(kept), (need_x, need_w, need_s, need_b), store=store
         )
         if cfg.group is not None:
             # the row gradients are partial (through this rank's classes only): sum them over ranks
@@ -615,7 +685,9 @@ def softmax_stats(
         exclude_target: leave each row's target class out of the log-sum-exp (and of ``logit_sum``).
         with_sum: also return the per-row sum of the included logits, with its gradient.
         chunk_size: classes per block; None picks it from a 4 MiB budget (:func:`auto_chunk_size`).
-        keep_budget: bytes of logits forward keeps for backward (0: recompute every block).
+        keep_budget: bytes of logits forward keeps for backward in tensors of their own, beyond the
+            blocks it writes into the class-vector gradient's buffer (see the module docstring);
+            0: keep nothing, recompute every block.
         group: a ``torch.distributed`` group the classes are sharded over, or None.
         row_sizes: every rank's number of rows (sharded rows), or None (replicated rows).
         sum_weight: per-class weights ``(C,)`` (this rank's block with ``group``) in ``x``'s dtype of
@@ -637,6 +709,11 @@ def softmax_stats(
     grad = torch.is_grad_enabled() and any(
         v is not None and v.requires_grad for v in (x, weight, scale, bias)
     )
+    # the class-vector gradient is written straight into its buffer when it is in the compute dtype:
+    # that buffer, made in forward, holds the first blocks' logits until then (keep_budget=0: no)
+    stored = 0
+    if grad and keep_budget > 0 and weight.requires_grad and weight.dtype == x.dtype:
+        stored = _stored_blocks(rows, x.shape[1], weight.shape[0], chunk)
     cfg = _Config(
         normalize=normalize,
         softcap=None if softcap is None else float(softcap),
@@ -648,6 +725,7 @@ def softmax_stats(
         row_sizes=None if row_sizes is None else tuple(row_sizes),
         rank=rank,
         sum_weight=None if sum_weight is None else sum_weight.detach(),
+        stored=stored,
     )
     out = _SoftmaxStats.apply(x, weight, target, scale, bias, cfg)
     return out[0], out[1], out[2]

@@ -389,10 +389,12 @@ def margin_softmax_loss(
         chunk_size: classes per chunk of the streamed logits. Default ``None``: chosen so that an
             ``(N, chunk)`` block of logits and a ``(chunk, D)`` block of centres take at most 4 MiB,
             i.e. 2048 classes at ``N = D = 512`` in float32.
-        keep_budget: bytes of logit chunks forward keeps for backward (which recomputes the others,
-            one more matrix product each); ``0`` recomputes every chunk. Default: ``48 * 2**20`` (48 MiB:
-            about 1.3x the three bare matrix products at 512 x 512 x 100k on a 2-core CPU, with a
-            workspace under 10% of the unfused path's).
+        keep_budget: bytes of logit chunks forward keeps for backward in tensors of their own (which
+            recomputes the others, one more matrix product each). When ``centers`` needs a gradient,
+            forward first writes chunks into the buffer that becomes ``centers.grad`` (every chunk
+            when ``N <= D``, else the first ``C * D / N`` classes' chunks): those cost no memory beyond
+            the gradient, which then exists from forward on. ``0`` keeps nothing and recomputes every
+            chunk. Default: ``48 * 2**20`` (48 MiB).
         process_group: ``None`` for one process; a ``torch.distributed`` group shards the classes over
             its ranks: rank ``r`` holds the ``r``-th contiguous block of centres (as
             ``torch.tensor_split(arange(C), world_size)`` lays them out, see
@@ -427,7 +429,9 @@ def margin_softmax_loss(
 
     Note:
         In eager autograd the streaming engine runs: memory beyond the inputs and their gradients is
-        O(N * chunk + chunk * D + N * D + C) plus at most ``keep_budget`` bytes of saved logits; the
+        O(N * chunk + chunk * D + N * D + C) plus at most ``keep_budget`` bytes of saved logits (with
+        ``N <= D`` every chunk's logits wait in the centres' gradient buffer instead: the step costs
+        the three matrix products and no chunk is recomputed); the
         centres are normalised block by block (no normalised copy of the ``(C, D)`` centres) and
         their gradient is written block by block into the buffer that becomes ``centers.grad``; the
         loss is ``log(1 + exp(lse_nt - s * phi))`` from the log-sum-exp of the non-target logits, as

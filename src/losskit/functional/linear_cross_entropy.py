@@ -440,8 +440,9 @@ def _streamed(
         zl = _z_term(lse, terms[3])
         z_part = loss.new_zeros(()) if zl is None else torch.where(counted, zl * b, 0.0).sum()
         return loss, z_part
-    # one pass over all rows, recomputing in backward the blocks it cannot keep; one process keeps at
-    # most a sixth of the logits (the workspace bound of the row chunks above)
+    # one pass over all rows, recomputing in backward the blocks it cannot keep: those that fit the
+    # head's gradient buffer (all of them with n_rows <= D) wait there, and one process keeps at most a
+    # sixth of the logits beyond them (the workspace bound of the row chunks above)
     keep = streaming.KEEP_BUDGET
     if group is None:
         keep = min(keep, streaming.row_budget(n_rows, n_cls, ct))

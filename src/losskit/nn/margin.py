@@ -123,8 +123,9 @@ def _cosine(module: nn.Module, input: Tensor) -> Tensor:
 _COMMON_ARGS = """
         chunk_size: classes per chunk of the fused loss; ``None`` picks it from a memory budget (see
             :func:`losskit.functional.margin_softmax_loss`). Default: ``None``.
-        keep_budget: bytes of logit chunks kept from forward for backward (``0``: recompute all).
-            Default: ``48 * 2**20``.
+        keep_budget: bytes of logit chunks kept from forward for backward beyond those written into
+            the centres' gradient buffer (``0``: keep none, recompute all; see
+            :func:`losskit.functional.margin_softmax_loss`). Default: ``48 * 2**20``.
         process_group: ``None`` (one process) or a ``torch.distributed`` group to shard the classes
             over (rank ``r`` holds block ``r`` of ``torch.tensor_split(arange(C), world_size)``).
             Default: ``None``.
