@@ -161,6 +161,8 @@ ROW_BUDGET_MIN = 16 * 2**20
 # that recomputes the blocks it cannot keep (softmax_stats): at 512 x 512 x 100000, six chunks of 69
 # rows took 2.25 s, all rows with a quarter of the blocks kept 1.77 s (torch's best chunking 1.87 s);
 # at 2048 x 512 x 65536 six chunks of 273 rows took 4.29 s, the single pass 5.07 s (torch 4.66 s).
+# (Measured before the single pass stored blocks in the gradient's buffer: with rows <= D it now
+# recomputes none, which only widens its lead below this threshold.)
 PRECOMPUTE_ROWS = 256
 
 # chunk_size=None: classes per block such that one (N, chunk) block of logits, and one (chunk, D)
